@@ -1,0 +1,48 @@
+# mlops_kit: two commands set up a fresh machine.
+#   make demo   the main job on the embedded default (no cloud account)
+#   make test   lint + type check + the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-lock
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+# pip warns about every package missing from secondary local indexes; keep real errors only
+QUIET_PIP := grep -v -e "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: install demo test lint typecheck unit bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing the locked environment into $(VENV) (first time: about 3 minutes)"
+	@$(PIP) install -r requirements/lock.txt 2>&1 | $(QUIET_PIP)
+	@$(PIP) install --no-deps -e . 2>&1 | $(QUIET_PIP)
+	@$(BIN)/python -c "import mlops_kit, duckdb, kfp, moto" >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv from the lock file
+
+demo: install  ## run the pipeline end to end on the embedded default
+	$(BIN)/mlops-kit demo
+
+lint: install  ## ruff check + format check
+	$(BIN)/ruff check src tests benchmarks examples pipelines
+	$(BIN)/ruff format --check src tests benchmarks examples pipelines
+
+typecheck: install  ## mypy over the library
+	$(BIN)/mypy
+
+unit: install  ## the test suite only
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit  ## lint, type check and the whole test suite
+
+bench: install  ## benchmarks side by side with their baselines -> docs/benchmarks.md
+	$(BIN)/python benchmarks/ingest.py
+
+clean:  ## remove the local state of demos (not the venv)
+	rm -rf .mlops_kit

@@ -1,0 +1,48 @@
+"""Lazy imports of optional dependencies, failing with the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# module name -> extra that provides it
+EXTRAS: dict[str, str] = {
+    "feast": "feast",
+    "mlflow": "mlflow",
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "ray": "serve",
+    "kfp": "kfp",
+    "kfp.kubernetes": "kfp",
+    "sagemaker": "sagemaker",
+    "kubernetes": "k8s",
+    "psycopg": "postgres",
+}
+
+
+def require(module: str, feature: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` naming the extra.
+
+    Args:
+        module: dotted module name, e.g. ``"kfp"``.
+        feature: what the caller wanted to do, used in the message.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        from mlops_kit.errors import MissingExtraError
+
+        top = module.split(".")[0]
+        extra = EXTRAS.get(module, EXTRAS.get(top, "all"))
+        raise MissingExtraError(top, extra, feature) from exc
+
+
+def is_installed(module: str) -> bool:
+    """True when ``module`` can be imported (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

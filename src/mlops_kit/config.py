@@ -1,0 +1,258 @@
+"""Typed settings: one model for the embedded default and for AWS.
+
+Values come, highest priority first, from keyword arguments, ``MLOPS_KIT_*`` environment
+variables (nested with ``__``, e.g. ``MLOPS_KIT_AWS__REGION``), a YAML file
+(``$MLOPS_KIT_CONFIG`` or ``./mlops_kit.yaml``) and the defaults below.
+
+Profile ``local`` keeps everything under one home directory (``./.mlops_kit``). Profile
+``aws`` uses S3 URIs, a region and an optional ``endpoint_url`` per service (for moto,
+LocalStack or VPC endpoints).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from mlops_kit.errors import ConfigError
+
+AwsService = Literal[
+    "s3", "kinesis", "dynamodb", "sagemaker", "ecr", "secretsmanager", "sts", "iam", "logs"
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AwsSettings(_Section):
+    """Where AWS APIs are reached."""
+
+    region: str = Field("us-east-1", description="AWS region of every client.")
+    endpoint_url: str | None = Field(
+        None, description="One endpoint for every service (moto's server, LocalStack)."
+    )
+    endpoints: dict[AwsService, str] = Field(
+        default_factory=dict, description="Per-service endpoint, overriding endpoint_url."
+    )
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint URL for ``service``, or None for AWS's own."""
+        return self.endpoints.get(service, self.endpoint_url)  # type: ignore[call-overload]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` honouring the region and endpoint."""
+        import boto3
+
+        return boto3.client(
+            service, region_name=self.region, endpoint_url=self.endpoint_for(service)
+        )
+
+
+class StorageSettings(_Section):
+    """The data lake zones, as URIs (``file://``, a plain path, or ``s3://``).
+
+    Unset zones are derived: under ``<home>/lake`` for the local profile, or beside
+    ``processed_uri`` on S3 for the aws profile.
+    """
+
+    raw_uri: str | None = None
+    processed_uri: str | None = None
+    quarantine_uri: str | None = None
+    reports_uri: str | None = None
+    state_uri: str | None = Field(None, description="Checkpoints, ledgers and run manifests.")
+    models_uri: str | None = None
+    artifacts_uri: str | None = None
+
+
+class StreamSettings(_Section):
+    """The IoT stream."""
+
+    backend: Literal["local", "kinesis"] = "local"
+    stream_name: str = "iot-readings"
+    batch_size: int = Field(500, ge=1, le=10_000, description="Records per micro-batch.")
+    local_path: str | None = Field(None, description="JSONL file of the local stream.")
+
+
+class WarehouseSettings(_Section):
+    """The warehouse table the ETL loads aggregates into."""
+
+    url: str | None = Field(
+        None,
+        description="duckdb:///<path> (default, under home) or postgresql+psycopg://user@host:port/db",
+    )
+    secret_arn: str | None = Field(
+        None, description="Secrets Manager secret holding the password (aws profile)."
+    )
+    table: str = "device_features_hourly"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        ok = ("duckdb://", "postgresql://", "postgresql+psycopg://", "postgres://")
+        if not v.startswith(ok):
+            raise ValueError(f"unsupported warehouse URL '{v}': use one of {', '.join(ok)}")
+        return v
+
+
+class QualitySettings(_Section):
+    """Thresholds of the quality gate."""
+
+    max_quarantine_rate: float = Field(
+        0.2, ge=0.0, le=1.0, description="Fail the run above this share of quarantined rows."
+    )
+    max_future_skew_s: int = Field(
+        300, ge=0, description="Readings timestamped further in the future are rejected."
+    )
+    max_age_days: int = Field(
+        3650, ge=1, description="Readings older than this are rejected as stale."
+    )
+
+
+class FeaturesSettings(_Section):
+    """Feature store placement."""
+
+    online_store: Literal["sqlite", "dynamodb"] = "sqlite"
+    dynamodb_table: str | None = None
+    project: str = "mlops_kit"
+
+
+class ClusterSettings(_Section):
+    """The EKS cluster and its workload identities."""
+
+    name: str | None = None
+    service_account_roles: dict[str, str] = Field(default_factory=dict)
+    gpu_node_label: str = "mlops-kit/accelerator=nvidia-gpu"
+    gpu_taint: str = "nvidia.com/gpu=present:NoSchedule"
+
+
+class ImagesSettings(_Section):
+    """Container images (repositories without tag; the tag follows the package version)."""
+
+    training: str | None = None
+    serving: str | None = None
+    pipeline: str = "ghcr.io/mlops-kit/mlops-kit"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("MLOPS_KIT_CONFIG", "mlops_kit.yaml"))
+
+
+class Settings(BaseSettings):
+    """All of mlops_kit's settings. Build with :func:`load_settings` for clear errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_KIT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    profile: Literal["local", "aws"] = "local"
+    home: Path = Field(Path(".mlops_kit"), description="Root of everything in the local profile.")
+    aws: AwsSettings = Field(default_factory=AwsSettings)  # type: ignore[arg-type]
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)  # type: ignore[arg-type]
+    quality: QualitySettings = Field(default_factory=QualitySettings)  # type: ignore[arg-type]
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    images: ImagesSettings = Field(default_factory=ImagesSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        s = self.storage
+        if self.profile == "local":
+            lake = self.home / "lake"
+            defaults = {
+                "raw_uri": lake / "raw",
+                "processed_uri": lake / "processed",
+                "quarantine_uri": lake / "quarantine",
+                "reports_uri": lake / "reports",
+                "state_uri": lake / "_state",
+                "models_uri": self.home / "models",
+                "artifacts_uri": self.home / "pipelines",
+            }
+            for key, path in defaults.items():
+                if getattr(s, key) is None:
+                    object.__setattr__(s, key, str(path))
+            if self.warehouse.url is None:
+                object.__setattr__(
+                    self.warehouse, "url", f"duckdb:///{self.home / 'warehouse.duckdb'}"
+                )
+            if self.stream.local_path is None:
+                object.__setattr__(
+                    self.stream, "local_path", str(self.home / "stream" / "readings.jsonl")
+                )
+        else:
+            missing = [k for k in ("raw_uri", "processed_uri") if getattr(s, k) is None]
+            if missing:
+                raise ValueError(
+                    f"profile 'aws' needs storage.{missing[0]} (an s3:// URI); "
+                    "generate the config from Terraform outputs with "
+                    "'mlops-kit config from-terraform infra/terraform/envs/<env>'"
+                )
+            base = s.processed_uri.rstrip("/").rsplit("/", 1)[0]  # type: ignore[union-attr]
+            for key, leaf in (
+                ("quarantine_uri", "quarantine"),
+                ("reports_uri", "reports"),
+                ("state_uri", "_state"),
+            ):
+                if getattr(s, key) is None:
+                    object.__setattr__(s, key, f"{base}/{leaf}")
+            if self.warehouse.url is None:
+                raise ValueError(
+                    "profile 'aws' needs warehouse.url (postgresql+psycopg://user@host:5432/db)"
+                )
+        return self
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling; see 'mlops-kit config show')"
+        value = err.get("input")
+        shown = f" (got {value!r})" if not isinstance(value, dict) and value is not None else ""
+        lines.append(f"  {loc}: {msg}{shown}")
+    return "invalid mlops_kit settings:\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from overrides, environment and YAML file.
+
+    Raises:
+        ConfigError: naming each bad field, what was given and what is accepted.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None

@@ -1,0 +1,1 @@
+"""Ingestion into the raw zone: files, HTTP APIs and streams."""
