@@ -1,0 +1,316 @@
+"""Declarative quality rules: split rows into valid and quarantined, one reason per row.
+
+A rule set is data (pydantic models, loadable from YAML) and is evaluated with vectorised
+Arrow compute kernels. Rules are checked in order; a row rejected by several rules is
+quarantined with the first one's reason. After the row rules, uniqueness on the key is
+checked among the rows that passed: an exact copy of a kept row is dropped and counted
+as a duplicate; a different record with the same key is quarantined as
+``duplicate_key``.
+
+Example (YAML)::
+
+    rules:
+      - {kind: not_null, columns: [device_id, ts, temperature]}
+      - {kind: range, column: temperature, min: -40, max: 150}
+      - {kind: accepted_values, column: temperature_unit, values: [C, F, K]}
+      - {kind: freshness, column: ts, max_future_skew_s: 300, max_age_days: 3650}
+      - {kind: referential, column: device_id}
+    unique_key: [device_id, ts]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops_kit.data.schema import RANGES, SENSORS, UNITS
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NotNull(_Rule):
+    """The columns must hold a value."""
+
+    kind: Literal["not_null"] = "not_null"
+    columns: list[str]
+
+
+class Range(_Rule):
+    """Values must lie within [min, max] (nulls pass; pair with not_null)."""
+
+    kind: Literal["range"] = "range"
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+
+class AcceptedValues(_Rule):
+    """Values must be one of a set (nulls pass)."""
+
+    kind: Literal["accepted_values"] = "accepted_values"
+    column: str
+    values: list[str | int | float]
+
+
+class Freshness(_Rule):
+    """Event times may not lie in the future (beyond a skew) nor be older than an age."""
+
+    kind: Literal["freshness"] = "freshness"
+    column: str = "ts"
+    max_future_skew_s: int = 300
+    max_age_days: int = 3650
+
+
+class Referential(_Rule):
+    """Values must exist in a reference table (the known devices), given at run time."""
+
+    kind: Literal["referential"] = "referential"
+    column: str = "device_id"
+    reference: str = "devices"
+
+
+Rule = Annotated[NotNull | Range | AcceptedValues | Freshness | Referential, Field(discriminator="kind")]
+
+
+class RuleSet(BaseModel):
+    """An ordered list of rules plus the unique key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[Rule]
+    unique_key: list[str] = Field(default_factory=lambda: ["device_id", "ts"])
+
+
+def default_rules(max_future_skew_s: int = 300, max_age_days: int = 3650) -> RuleSet:
+    """The rule set for IoT readings: required fields, physical ranges, units, time, devices."""
+    rules: list = [NotNull(columns=["device_id", "ts", *SENSORS])]
+    rules += [Range(column=name, min=lo, max=hi) for name, (lo, hi) in RANGES.items()]
+    rules += [
+        Range(column="failure", min=0, max=1),
+        AcceptedValues(column="temperature_unit", values=["C", "F", "K"]),
+        Freshness(max_future_skew_s=max_future_skew_s, max_age_days=max_age_days),
+        Referential(column="device_id"),
+    ]
+    return RuleSet(rules=rules)
+
+
+@dataclass
+class QualityResult:
+    """The outcome of a quality check."""
+
+    valid: pa.Table
+    quarantined: pa.Table
+    """The rejected rows with ``reason``, ``field`` and ``detail`` columns added."""
+    duplicates_dropped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def _describe(rule: _Rule, column: str) -> str:
+    if isinstance(rule, NotNull):
+        return f"{column} is required: the record has no value for it"
+    if isinstance(rule, Range):
+        unit = UNITS.get(column, "")
+        return f"{column} must be within [{rule.min}, {rule.max}] {unit}".rstrip()
+    if isinstance(rule, AcceptedValues):
+        return f"{column} must be one of {rule.values}"
+    if isinstance(rule, Referential):
+        return f"{column} is not a known device: register it in the device registry first"
+    return column
+
+
+def _masks(
+    table: pa.Table, rules: RuleSet, now: datetime, references: dict[str, pa.Array]
+) -> list[tuple[pa.ChunkedArray | pa.Array, str, str, str]]:
+    """(failing mask, reason, field, detail) per elementary check, in rule order."""
+    out: list[tuple[pa.ChunkedArray | pa.Array, str, str, str]] = []
+    for rule in rules.rules:
+        if isinstance(rule, NotNull):
+            for col in rule.columns:
+                out.append((pc.is_null(table[col]), "null", col, _describe(rule, col)))
+        elif isinstance(rule, Range):
+            col = table[rule.column]
+            bad = None
+            if rule.min is not None:
+                bad = pc.less(col, rule.min)
+            if rule.max is not None:
+                hi = pc.greater(col, rule.max)
+                bad = hi if bad is None else pc.or_kleene(bad, hi)
+            if bad is not None:
+                out.append((pc.fill_null(bad, False), "out_of_range", rule.column, _describe(rule, rule.column)))
+        elif isinstance(rule, AcceptedValues):
+            col = table[rule.column]
+            ok = pc.is_in(col, value_set=pa.array(rule.values, col.type))
+            bad = pc.and_(pc.invert(ok), pc.is_valid(col))
+            out.append((bad, "unaccepted_value", rule.column, _describe(rule, rule.column)))
+        elif isinstance(rule, Freshness):
+            col = table[rule.column]
+            horizon = pa.scalar(now + timedelta(seconds=rule.max_future_skew_s), col.type)
+            oldest = pa.scalar(now - timedelta(days=rule.max_age_days), col.type)
+            future = pc.fill_null(pc.greater(col, horizon), False)
+            stale = pc.fill_null(pc.less(col, oldest), False)
+            out.append(
+                (future, "future_timestamp", rule.column,
+                 f"{rule.column} is more than {rule.max_future_skew_s}s in the future (clock skew?)")
+            )
+            out.append(
+                (stale, "stale_timestamp", rule.column,
+                 f"{rule.column} is older than {rule.max_age_days} days")
+            )
+        elif isinstance(rule, Referential):
+            if rule.reference not in references:
+                raise ValueError(
+                    f"rule referential on '{rule.column}' needs the reference table "
+                    f"'{rule.reference}': pass references={{'{rule.reference}': ...}}"
+                )
+            col = table[rule.column]
+            known = references[rule.reference]
+            bad = pc.and_(pc.invert(pc.is_in(col, value_set=known)), pc.is_valid(col))
+            out.append((bad, "unknown_device", rule.column, _describe(rule, rule.column)))
+    return out
+
+
+def check(
+    table: pa.Table,
+    rules: RuleSet | None = None,
+    now: datetime | None = None,
+    references: dict[str, pa.Array] | None = None,
+    existing_keys: pa.Table | None = None,
+) -> QualityResult:
+    """Split ``table`` into valid rows and a quarantine.
+
+    Args:
+        table: typed rows (the extract's output, after the transform).
+        rules: the rule set (default: :func:`default_rules`).
+        now: the reference time for freshness (default: the current time).
+        references: reference tables by name, e.g. ``{"devices": pa.array([...])}``.
+        existing_keys: rows already loaded (key columns plus payload) to check
+            uniqueness across runs: an exact copy is a dropped duplicate, a different
+            record is quarantined as ``duplicate_key``.
+    """
+    rules = rules or default_rules()
+    now = now or datetime.now(timezone.utc)
+    checks = _masks(table, rules, now, references or {})
+    n = table.num_rows
+    # the first failing check names the row's reason
+    first = np.full(n, -1, dtype=np.int32)
+    for idx in range(len(checks) - 1, -1, -1):
+        mask = checks[idx][0]
+        if isinstance(mask, pa.ChunkedArray):
+            mask = mask.combine_chunks() if mask.num_chunks != 1 else mask.chunk(0)
+        np_mask = mask.to_numpy(zero_copy_only=False)
+        if np_mask.any():
+            first[np_mask] = idx
+    bad = first >= 0
+    valid = table.filter(pa.array(~bad)) if bad.any() else table
+    rejected_parts = []
+    reasons: Counter[str] = Counter()
+    if bad.any():
+        rejected = table.filter(pa.array(bad))
+        codes = first[bad]
+        reason = np.array([c[1] for c in checks], dtype=object)[codes]
+        fld = np.array([c[2] for c in checks], dtype=object)[codes]
+        detail = np.array([c[3] for c in checks], dtype=object)[codes]
+        rejected_parts.append(
+            rejected.append_column("reason", pa.array(reason, pa.string()))
+            .append_column("field", pa.array(fld, pa.string()))
+            .append_column("detail", pa.array(detail, pa.string()))
+        )
+        reasons.update(reason.tolist())
+
+    valid, dup_rejected, dropped = _unique(valid, rules.unique_key, existing_keys)
+    if dup_rejected is not None and dup_rejected.num_rows:
+        rejected_parts.append(dup_rejected)
+        reasons["duplicate_key"] += dup_rejected.num_rows
+    if rejected_parts:
+        quarantined = pa.concat_tables(rejected_parts)
+    else:
+        quarantined = (
+            table.schema.append(pa.field("reason", pa.string()))
+            .append(pa.field("field", pa.string()))
+            .append(pa.field("detail", pa.string()))
+            .empty_table()
+        )
+    return QualityResult(valid, quarantined, dropped, reasons)
+
+
+def _payload_columns(table: pa.Table) -> list[str]:
+    return [c for c in table.column_names if not c.startswith("_")]
+
+
+def _unique(
+    valid: pa.Table, key: list[str], existing: pa.Table | None
+) -> tuple[pa.Table, pa.Table | None, int]:
+    """Drop exact duplicates and quarantine conflicting ones, within and across runs."""
+    if valid.num_rows == 0 or not key:
+        return valid, None, 0
+    payload = [c for c in _payload_columns(valid) if c != "temperature_unit"]
+    df = pl.from_arrow(valid.select(key), rechunk=False)
+    assert isinstance(df, pl.DataFrame)
+    later = ~df.select(pl.struct(key).is_first_distinct()).to_series()
+    later_np = later.to_numpy()
+    has_existing = existing is not None and existing.num_rows > 0
+    if not later_np.any() and not has_existing:
+        return valid, None, 0
+
+    full = pl.from_arrow(valid.select(payload))
+    assert isinstance(full, pl.DataFrame)
+    full = full.with_row_index("_row")
+    # reference = the first occurrence in this batch, or the already loaded row
+    firsts = full.filter(~pl.Series(later_np))
+    reference = firsts.drop("_row")
+    if has_existing:
+        target = valid.select(payload).schema
+        prior = pl.from_arrow(existing.select(payload).cast(target))  # type: ignore[union-attr]
+        assert isinstance(prior, pl.DataFrame)
+        prior = prior.unique(subset=key, keep="first")
+        reference = pl.concat([prior, reference]).unique(subset=key, keep="first", maintain_order=True)
+        candidates = full  # every row may collide with an already loaded one
+        in_prior = full.join(prior.select(key), on=key, how="semi")["_row"].to_numpy()
+        check_rows = np.union1d(np.flatnonzero(later_np), in_prior)
+    else:
+        candidates = full
+        check_rows = np.flatnonzero(later_np)
+    if check_rows.size == 0:
+        return valid, None, 0
+    cand = candidates.filter(pl.col("_row").is_in(check_rows.tolist()))
+    joined = cand.join(reference, on=key, how="left", suffix="_ref")
+    same = pl.lit(True)
+    for col in payload:
+        if col in key:
+            continue
+        a, b = pl.col(col), pl.col(f"{col}_ref")
+        same = same & ((a == b) | (a.is_null() & b.is_null())).fill_null(False)
+    flags = joined.select("_row", same.alias("same"))
+    exact_rows = flags.filter(pl.col("same"))["_row"].to_numpy()
+    conflict_rows = flags.filter(~pl.col("same"))["_row"].to_numpy()
+    keep = np.ones(valid.num_rows, dtype=bool)
+    keep[exact_rows] = False
+    keep[conflict_rows] = False
+    rejected = None
+    if conflict_rows.size:
+        mask = np.zeros(valid.num_rows, dtype=bool)
+        mask[conflict_rows] = True
+        part = valid.filter(pa.array(mask))
+        k = part.num_rows
+        rejected = (
+            part.append_column("reason", pa.array(["duplicate_key"] * k, pa.string()))
+            .append_column("field", pa.array([",".join(key)] * k, pa.string()))
+            .append_column(
+                "detail",
+                pa.array(
+                    [f"another record with the same {' and '.join(key)} and different values was kept"] * k,
+                    pa.string(),
+                ),
+            )
+        )
+    return valid.filter(pa.array(keep)), rejected, int(exact_rows.size)

@@ -1,0 +1,114 @@
+"""The quality report of a run: JSON for machines, one self-contained HTML page for people."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pyarrow as pa
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2330}
+h1{font-size:1.5rem;margin-bottom:.2rem} .muted{color:#6b7280}
+.cards{display:flex;gap:1rem;margin:1.2rem 0}
+.card{flex:1;border:1px solid #e5e7eb;border-radius:8px;padding:.8rem 1rem}
+.card b{display:block;font-size:1.6rem} .ok{color:#15803d} .bad{color:#b91c1c}
+table{border-collapse:collapse;width:100%;margin:.6rem 0 1.4rem}
+th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f9fafb} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{background:#f59e0b;height:.8rem;border-radius:3px}
+code{font-size:12px;word-break:break-all}
+"""
+
+
+def build_report(
+    run_id: str,
+    accounting: dict[str, Any],
+    quarantine: pa.Table,
+    max_quarantine_rate: float,
+    samples_per_reason: int = 5,
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict (accounting, reasons, fields, samples)."""
+    by_reason: dict[str, dict[str, Any]] = {}
+    if quarantine.num_rows:
+        rows = quarantine.select(["reason", "field", "detail", "record", "_source", "_line"])
+        for rec in rows.to_pylist():
+            entry = by_reason.setdefault(
+                rec["reason"], {"count": 0, "fields": {}, "detail": rec["detail"], "samples": []}
+            )
+            entry["count"] += 1
+            fld = rec["field"] or "-"
+            entry["fields"][fld] = entry["fields"].get(fld, 0) + 1
+            if len(entry["samples"]) < samples_per_reason:
+                entry["samples"].append(
+                    {"record": rec["record"], "source": rec["_source"], "line": rec["_line"]}
+                )
+    rate = accounting["quarantined"] / accounting["rows_in"] if accounting["rows_in"] else 0.0
+    return {
+        "run_id": run_id,
+        "accounting": accounting,
+        "quarantine_rate": rate,
+        "max_quarantine_rate": max_quarantine_rate,
+        "passed": rate <= max_quarantine_rate,
+        "reasons": dict(sorted(by_reason.items(), key=lambda kv: -kv[1]["count"])),
+    }
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A readable, self-contained HTML page of the report."""
+    e = html.escape
+    acc = report["accounting"]
+    passed = report["passed"]
+    status = (
+        '<span class="ok">passed</span>' if passed else '<span class="bad">failed</span>'
+    )
+    cards = "".join(
+        f'<div class="card"><span class="muted">{e(label)}</span><b>{acc.get(key, 0):,}</b></div>'
+        for label, key in (
+            ("rows in", "rows_in"),
+            ("loaded", "loaded"),
+            ("quarantined", "quarantined"),
+            ("duplicates dropped", "duplicates_dropped"),
+        )
+    )
+    total_bad = max(1, acc.get("quarantined", 0))
+    reason_rows = []
+    sample_blocks = []
+    for reason, info in report["reasons"].items():
+        width = 100 * info["count"] / total_bad
+        fields = ", ".join(f"{e(k)} ({v})" for k, v in sorted(info["fields"].items()))
+        reason_rows.append(
+            f"<tr><td><b>{e(reason)}</b><br><span class='muted'>{e(info['detail'] or '')}</span></td>"
+            f"<td>{fields}</td><td class='num'>{info['count']:,}</td>"
+            f"<td style='width:30%'><div class='bar' style='width:{width:.1f}%'></div></td></tr>"
+        )
+        samples = "".join(
+            f"<tr><td><code>{e(str(s['source']).rsplit('/', 1)[-1])}:{s['line']}</code></td>"
+            f"<td><code>{e(str(s['record'])[:400])}</code></td></tr>"
+            for s in info["samples"]
+        )
+        sample_blocks.append(
+            f"<h3>{e(reason)}</h3><table><tr><th>where</th><th>record as received</th></tr>"
+            f"{samples}</table>"
+        )
+    reasons_html = (
+        "<table><tr><th>reason</th><th>fields</th><th>rows</th><th></th></tr>"
+        + "".join(reason_rows)
+        + "</table>"
+        if reason_rows
+        else "<p class='ok'>No record was rejected.</p>"
+    )
+    identity = (
+        f"{acc['rows_in']:,} in = {acc['loaded']:,} loaded + {acc['quarantined']:,} quarantined"
+        f" + {acc['duplicates_dropped']:,} duplicates dropped"
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>Quality report {e(report['run_id'])}</title><style>{_CSS}</style></head><body>
+<h1>Data quality report</h1>
+<div class="muted">run {e(report['run_id'])} &middot; gate {status}: quarantine rate
+{report['quarantine_rate']:.2%} (threshold {report['max_quarantine_rate']:.2%})</div>
+<div class="cards">{cards}</div>
+<p class="muted">Accounting: {e(identity)}</p>
+<h2>Rejected records by reason</h2>{reasons_html}
+{''.join(sample_blocks)}
+</body></html>"""

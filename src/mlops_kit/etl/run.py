@@ -1,0 +1,349 @@
+"""The ETL run: extract -> transform -> quality check -> load, with full accounting.
+
+Every run states ``rows_in = loaded + quarantined + duplicates_dropped`` in its
+manifest. Re-running with no new raw objects changes nothing. A crash at any point
+leaves the previous or the new committed state (see :mod:`mlops_kit.etl.lake`), and the
+next run completes the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops_kit import storage
+from mlops_kit._faults import maybe_fail
+from mlops_kit.config import Settings
+from mlops_kit.data.schema import READING_SCHEMA
+from mlops_kit.errors import DataQualityError, MlopsKitError
+from mlops_kit.etl import lake
+from mlops_kit.etl.extract import QUARANTINE_SCHEMA, extract
+from mlops_kit.etl.quality import RuleSet, check, default_rules
+from mlops_kit.etl.report import build_report, render_html
+from mlops_kit.etl.transform import FEATURES_SCHEMA, hourly_features, normalise, to_readings
+from mlops_kit.etl.warehouse import open_warehouse
+from mlops_kit.ingest.raw_zone import list_raw
+
+READINGS = "readings"
+FEATURES = "device_features_hourly"
+QUARANTINE = "quarantine"
+FEATURE_KEY = ["device_id", "event_timestamp"]
+
+
+@dataclass
+class EtlResult:
+    """What a run did. ``status`` is ``committed`` or ``noop`` (nothing new to process)."""
+
+    run_id: str
+    status: str
+    inputs: list[str] = field(default_factory=list)
+    rows_in: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    duplicates_dropped: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    feature_rows: int = 0
+    warehouse_rows_upserted: int = 0
+    report_json_uri: str | None = None
+    report_html_uri: str | None = None
+    manifest_uri: str | None = None
+    recovered_runs: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.loaded + self.quarantined + self.duplicates_dropped
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def layout_of(settings: Settings) -> lake.Layout:
+    s = settings.storage
+    return lake.Layout(
+        processed_uri=s.processed_uri,  # type: ignore[arg-type]
+        quarantine_uri=s.quarantine_uri,  # type: ignore[arg-type]
+        reports_uri=s.reports_uri,  # type: ignore[arg-type]
+        state_uri=s.state_uri,  # type: ignore[arg-type]
+    )
+
+
+def device_registry_uri(settings: Settings) -> str:
+    return storage.join(settings.storage.processed_uri or "", "reference", "devices.parquet")
+
+
+def write_device_registry(settings: Settings, devices: pa.Table) -> str:
+    """Store the known devices (a ``device_id`` column at least); returns the URI."""
+    if "device_id" not in devices.column_names:
+        raise MlopsKitError("the device registry needs a 'device_id' column")
+    uri = device_registry_uri(settings)
+    storage.write_parquet(uri, devices)
+    return uri
+
+
+def read_device_registry(settings: Settings) -> pa.Array:
+    uri = device_registry_uri(settings)
+    if not storage.exists(uri):
+        raise MlopsKitError(
+            f"no device registry at {uri}: the referential rule needs the known devices. "
+            "Write one with mlops_kit.etl.write_device_registry(settings, table) or "
+            "'mlops-kit data generate'"
+        )
+    return storage.read_parquet(uri, columns=["device_id"])["device_id"].combine_chunks()
+
+
+def read_table(settings: Settings, table: str, dates: set[date] | None = None) -> pa.Table:
+    """The committed rows of a processed table (optionally only some date partitions)."""
+    layout = layout_of(settings)
+    files = lake.live_files(layout, table)
+    if dates is not None:
+        wanted = {f"date={d.isoformat()}" for d in dates}
+        files = [f for f in files if any(part in wanted for part in f.split("/"))]
+    schema = {READINGS: READING_SCHEMA, FEATURES: FEATURES_SCHEMA}.get(table)
+    if not files:
+        if schema is None:
+            return QUARANTINE_SCHEMA.empty_table()
+        return schema.empty_table()
+    return storage.read_parquet(files)
+
+
+def _dates(ts: pa.ChunkedArray | pa.Array) -> set[date]:
+    if len(ts) == 0:
+        return set()
+    days = pc.unique(pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")))
+    return {d.date() for d in days.to_pylist()}
+
+
+def _by_date(table: pa.Table, column: str) -> dict[date, pa.Table]:
+    day = pc.floor_temporal(table[column], unit="day")
+    out = {}
+    for d in _dates(table[column]):
+        mask = pc.equal(day, pa.scalar(datetime(d.year, d.month, d.day, tzinfo=timezone.utc), day.type))
+        out[d] = table.filter(mask)
+    return out
+
+
+def _run_id(inputs: list[str], now: datetime) -> str:
+    digest = hashlib.sha256("\n".join(sorted(inputs)).encode()).hexdigest()[:10]
+    return f"{now:%Y%m%dT%H%M%S}Z-{digest}"
+
+
+def _loader(settings: Settings):  # type: ignore[no-untyped-def]
+    def load(spec: dict[str, Any]) -> None:
+        rows = storage.read_parquet(spec["files"]) if spec["files"] else FEATURES_SCHEMA.empty_table()
+        wh = open_warehouse(settings.warehouse.url or "", _warehouse_password(settings))
+        wh.load(spec["table"], rows, FEATURE_KEY, spec["run_id"])
+
+    return load
+
+
+def _warehouse_password(settings: Settings) -> str | None:
+    arn = settings.warehouse.secret_arn
+    if not arn:
+        return None
+    secret = settings.aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    try:
+        import json
+
+        return str(json.loads(secret)["password"])
+    except (ValueError, KeyError):
+        return str(secret)
+
+
+def run_etl(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    rules: RuleSet | None = None,
+    source: str | None = None,
+) -> EtlResult:
+    """Process every raw object not yet consumed by a committed run.
+
+    Args:
+        settings: where the zones and the warehouse are.
+        now: the reference time for freshness rules and run ids (default: now).
+        rules: the quality rules (default: :func:`~mlops_kit.etl.quality.default_rules`
+            with the thresholds from ``settings.quality``).
+        source: only consume raw objects of this source.
+
+    Raises:
+        DataQualityError: when the quarantine rate exceeds
+            ``settings.quality.max_quarantine_rate``; nothing is loaded, the report and
+            the rejected rows are written under the reports zone.
+    """
+    storage.configure_from_settings(settings)
+    now = now or datetime.now(timezone.utc)
+    layout = layout_of(settings)
+    load = _loader(settings)
+    recovered = lake.recover(layout, load)
+
+    done = lake.processed_inputs(layout)
+    pending = [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
+    if not pending:
+        return EtlResult(run_id="", status="noop", recovered_runs=recovered)
+    run_id = _run_id(pending, now)
+    rules = rules or default_rules(
+        settings.quality.max_future_skew_s, settings.quality.max_age_days
+    )
+
+    # extract + transform + quality
+    extracted = extract(pending)
+    typed = normalise(extracted.rows)
+    new_dates = _dates(typed["ts"].drop_null()) if typed.num_rows else set()
+    existing = read_table(settings, READINGS, new_dates) if new_dates else None
+    needs_devices = any(getattr(r, "kind", "") == "referential" for r in rules.rules)
+    references = {"devices": read_device_registry(settings)} if needs_devices else {}
+    result = check(typed, rules, now=now, references=references, existing_keys=existing)
+
+    quarantine = pa.concat_tables(
+        [extracted.rejected_table(), _quarantine_rows(result.quarantined)]
+    )
+    reasons = Counter(extracted_reasons(extracted.rejected))
+    reasons.update(result.reasons)
+    readings = to_readings(result.valid)
+    accounting = {
+        "rows_in": extracted.records_in,
+        "loaded": readings.num_rows,
+        "quarantined": quarantine.num_rows,
+        "duplicates_dropped": result.duplicates_dropped,
+        "quarantined_by_reason": dict(sorted(reasons.items())),
+    }
+    if accounting["rows_in"] != accounting["loaded"] + accounting["quarantined"] + accounting["duplicates_dropped"]:
+        raise MlopsKitError(f"internal accounting mismatch in run {run_id}: {accounting}")
+
+    report = build_report(run_id, accounting, quarantine, settings.quality.max_quarantine_rate)
+    report_dir = storage.join(layout.reports_uri, f"run={run_id}")
+    json_uri = storage.join(report_dir, "quality.json")
+    html_uri = storage.join(report_dir, "quality.html")
+    storage.write_json(json_uri, report)
+    storage.write_bytes(html_uri, render_html(report).encode())
+    if not report["passed"]:
+        storage.write_parquet(storage.join(report_dir, "rejected.parquet"), quarantine)
+        top = ", ".join(f"{k}: {v}" for k, v in list(reasons.most_common(3)))
+        raise DataQualityError(
+            f"run {run_id}: {report['quarantine_rate']:.1%} of {accounting['rows_in']} records "
+            f"were quarantined, above the threshold of {settings.quality.max_quarantine_rate:.1%} "
+            f"({top}). Nothing was loaded. See {html_uri}; fix the source or raise "
+            "quality.max_quarantine_rate",
+            report_uri=json_uri,
+            accounting=accounting,
+        )
+
+    # features over the affected days (with a day of lookback for the 24 h window)
+    commit = lake.Commit(layout, run_id)
+    feature_tables = _features(settings, readings, now)
+    outputs: dict[str, dict[str, list[str]]] = {
+        READINGS: {"added": [], "removed": []},
+        FEATURES: {"added": [], "removed": []},
+        QUARANTINE: {"added": [], "removed": []},
+    }
+    for d, part in sorted(_by_date(readings, "ts").items()):
+        final = storage.join(layout.processed_uri, READINGS, f"date={d}", f"part-{run_id}.parquet")
+        commit.stage(final, lambda uri, t=part: storage.write_parquet(uri, t))
+        outputs[READINGS]["added"].append(final)
+    live_features = lake.live_files(layout, FEATURES)
+    feature_files = []
+    n_features = 0
+    for d, part in sorted(feature_tables.items()):
+        final = storage.join(layout.processed_uri, FEATURES, f"date={d}", f"part-{run_id}.parquet")
+        commit.stage(final, lambda uri, t=part: storage.write_parquet(uri, t))
+        replaced = [f for f in live_features if f"/date={d}/" in f.replace("\\", "/")]
+        commit.replace(replaced)
+        outputs[FEATURES]["added"].append(final)
+        outputs[FEATURES]["removed"].extend(replaced)
+        feature_files.append(final)
+        n_features += part.num_rows
+    if quarantine.num_rows:
+        final = storage.join(
+            layout.quarantine_uri, f"date={now.date()}", f"part-{run_id}.parquet"
+        )
+        commit.stage(final, lambda uri: storage.write_parquet(uri, quarantine))
+        outputs[QUARANTINE]["added"].append(final)
+    maybe_fail("etl.after_stage")
+
+    commit.warehouse = {"table": settings.warehouse.table, "files": feature_files, "run_id": run_id}
+    manifest = {
+        "run_id": run_id,
+        "committed_seq": len(lake.manifests(layout)) + 1,
+        "created_at": now.isoformat(),
+        "inputs": pending,
+        "accounting": accounting,
+        "outputs": outputs,
+        "feature_rows": n_features,
+        "report": {"json": json_uri, "html": html_uri},
+        "warehouse": {"url": _redact(settings.warehouse.url), "table": settings.warehouse.table},
+    }
+    commit.commit(manifest, load)
+    return EtlResult(
+        run_id=run_id,
+        status="committed",
+        inputs=pending,
+        rows_in=accounting["rows_in"],
+        loaded=accounting["loaded"],
+        quarantined=accounting["quarantined"],
+        duplicates_dropped=accounting["duplicates_dropped"],
+        quarantined_by_reason=accounting["quarantined_by_reason"],
+        feature_rows=n_features,
+        warehouse_rows_upserted=n_features,
+        report_json_uri=json_uri,
+        report_html_uri=html_uri,
+        manifest_uri=lake._manifest_uri(layout, manifest),
+        recovered_runs=recovered,
+    )
+
+
+def extracted_reasons(rejected: list[dict]) -> list[str]:
+    return [r["reason"] for r in rejected]
+
+
+def _quarantine_rows(rejected: pa.Table) -> pa.Table:
+    """Quality rejects in the quarantine schema (the record kept as JSON)."""
+    if rejected.num_rows == 0:
+        return QUARANTINE_SCHEMA.empty_table()
+    payload = rejected.drop_columns(["reason", "field", "detail", "_source", "_line"])
+    import json
+
+    records = [json.dumps(r, default=str) for r in payload.to_pylist()]
+    return pa.table(
+        {
+            "reason": rejected["reason"],
+            "field": rejected["field"],
+            "detail": rejected["detail"],
+            "record": pa.array(records, pa.string()),
+            "_source": rejected["_source"],
+            "_line": rejected["_line"],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _features(settings: Settings, new: pa.Table, now: datetime) -> dict[date, pa.Table]:
+    """Recomputed feature partitions for every day the new readings affect."""
+    if new.num_rows == 0:
+        return {}
+    new_dates = _dates(new["ts"])
+    following = {d + timedelta(days=1) for d in new_dates}
+    nearby = read_table(
+        settings, READINGS, new_dates | following | {d - timedelta(days=1) for d in new_dates}
+    )
+    readings = pa.concat_tables([nearby, new]) if nearby.num_rows else new
+    have = _dates(readings["ts"])
+    affected = new_dates | (following & have)
+    features = hourly_features(readings, created_at=now)
+    hour_start = pc.subtract(features["event_timestamp"], pa.scalar(timedelta(hours=1)))
+    parts = _by_date(features.append_column("_hour", hour_start), "_hour")
+    return {d: t.drop_columns(["_hour"]) for d, t in parts.items() if d in affected}
+
+
+def _redact(url: str | None) -> str | None:
+    if not url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
