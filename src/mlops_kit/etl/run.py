@@ -155,21 +155,95 @@ def _warehouse_password(settings: Settings) -> str | None:
         return str(secret)
 
 
-def run_etl(
+@dataclass
+class Batch:
+    """What passes between the ETL steps; saved as a folder between pipeline tasks."""
+
+    run_id: str
+    now: datetime
+    inputs: list[str]
+    rows_in: int
+    rows: pa.Table
+    """Typed, normalised rows (before the quality check) or valid readings (after)."""
+    quarantine: pa.Table
+    duplicates_dropped: int = 0
+    checked: bool = False
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accounting(self) -> dict[str, Any]:
+        reasons = Counter(self.quarantine["reason"].to_pylist())
+        return {
+            "rows_in": self.rows_in,
+            "loaded": self.rows.num_rows if self.checked else 0,
+            "quarantined": self.quarantine.num_rows,
+            "duplicates_dropped": self.duplicates_dropped,
+            "quarantined_by_reason": dict(sorted(reasons.items())),
+        }
+
+    def save(self, uri: str) -> None:
+        """Write the batch as ``rows.parquet``, ``quarantine.parquet`` and ``batch.json``."""
+        storage.write_parquet(storage.join(uri, "rows.parquet"), self.rows)
+        storage.write_parquet(storage.join(uri, "quarantine.parquet"), self.quarantine)
+        meta = {
+            "run_id": self.run_id,
+            "now": self.now.isoformat(),
+            "inputs": self.inputs,
+            "rows_in": self.rows_in,
+            "duplicates_dropped": self.duplicates_dropped,
+            "checked": self.checked,
+            "report": self.report,
+        }
+        storage.write_json(storage.join(uri, "batch.json"), meta)
+
+    @classmethod
+    def load(cls, uri: str) -> Batch:
+        meta = storage.read_json(storage.join(uri, "batch.json"))
+        return cls(
+            run_id=meta["run_id"],
+            now=datetime.fromisoformat(meta["now"]),
+            inputs=meta["inputs"],
+            rows_in=meta["rows_in"],
+            rows=storage.read_parquet(storage.join(uri, "rows.parquet")),
+            quarantine=storage.read_parquet(storage.join(uri, "quarantine.parquet")),
+            duplicates_dropped=meta["duplicates_dropped"],
+            checked=meta["checked"],
+            report=meta["report"],
+        )
+
+
+def extract_transform(
     settings: Settings,
     *,
     now: datetime | None = None,
-    rules: RuleSet | None = None,
     source: str | None = None,
-) -> EtlResult:
-    """Process every raw object not yet consumed by a committed run.
+) -> Batch | None:
+    """Extract and normalise every raw object not yet consumed by a committed run.
 
-    Args:
-        settings: where the zones and the warehouse are.
-        now: the reference time for freshness rules and run ids (default: now).
-        rules: the quality rules (default: :func:`~mlops_kit.etl.quality.default_rules`
-            with the thresholds from ``settings.quality``).
-        source: only consume raw objects of this source.
+    First completes any commit a crashed run left journaled. Returns None when there is
+    nothing new to process.
+    """
+    storage.configure_from_settings(settings)
+    now = now or datetime.now(timezone.utc)
+    layout = layout_of(settings)
+    lake.recover(layout, _loader(settings))
+    done = lake.processed_inputs(layout)
+    pending = [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
+    if not pending:
+        return None
+    extracted = extract(pending)
+    return Batch(
+        run_id=_run_id(pending, now),
+        now=now,
+        inputs=pending,
+        rows_in=extracted.records_in,
+        rows=normalise(extracted.rows),
+        quarantine=extracted.rejected_table(),
+    )
+
+
+def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None) -> Batch:
+    """Apply the quality rules; write the report; fail above the quarantine threshold.
 
     Raises:
         DataQualityError: when the quarantine rate exceeds
@@ -177,64 +251,61 @@ def run_etl(
             the rejected rows are written under the reports zone.
     """
     storage.configure_from_settings(settings)
-    now = now or datetime.now(timezone.utc)
-    layout = layout_of(settings)
-    load = _loader(settings)
-    recovered = lake.recover(layout, load)
-
-    done = lake.processed_inputs(layout)
-    pending = [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
-    if not pending:
-        return EtlResult(run_id="", status="noop", recovered_runs=recovered)
-    run_id = _run_id(pending, now)
     rules = rules or default_rules(
         settings.quality.max_future_skew_s, settings.quality.max_age_days
     )
-
-    # extract + transform + quality
-    extracted = extract(pending)
-    typed = normalise(extracted.rows)
+    typed = batch.rows
     new_dates = _dates(typed["ts"].drop_null()) if typed.num_rows else set()
     existing = read_table(settings, READINGS, new_dates) if new_dates else None
     needs_devices = any(getattr(r, "kind", "") == "referential" for r in rules.rules)
     references = {"devices": read_device_registry(settings)} if needs_devices else {}
-    result = check(typed, rules, now=now, references=references, existing_keys=existing)
-
-    quarantine = pa.concat_tables(
-        [extracted.rejected_table(), _quarantine_rows(result.quarantined)]
+    result = check(typed, rules, now=batch.now, references=references, existing_keys=existing)
+    checked = Batch(
+        run_id=batch.run_id,
+        now=batch.now,
+        inputs=batch.inputs,
+        rows_in=batch.rows_in,
+        rows=to_readings(result.valid),
+        quarantine=pa.concat_tables([batch.quarantine, _quarantine_rows(result.quarantined)]),
+        duplicates_dropped=result.duplicates_dropped,
+        checked=True,
     )
-    reasons = Counter(extracted_reasons(extracted.rejected))
-    reasons.update(result.reasons)
-    readings = to_readings(result.valid)
-    accounting = {
-        "rows_in": extracted.records_in,
-        "loaded": readings.num_rows,
-        "quarantined": quarantine.num_rows,
-        "duplicates_dropped": result.duplicates_dropped,
-        "quarantined_by_reason": dict(sorted(reasons.items())),
-    }
-    if accounting["rows_in"] != accounting["loaded"] + accounting["quarantined"] + accounting["duplicates_dropped"]:
-        raise MlopsKitError(f"internal accounting mismatch in run {run_id}: {accounting}")
-
-    report = build_report(run_id, accounting, quarantine, settings.quality.max_quarantine_rate)
-    report_dir = storage.join(layout.reports_uri, f"run={run_id}")
+    acc = checked.accounting
+    if acc["rows_in"] != acc["loaded"] + acc["quarantined"] + acc["duplicates_dropped"]:
+        raise MlopsKitError(f"internal accounting mismatch in run {batch.run_id}: {acc}")
+    report = build_report(
+        batch.run_id, acc, checked.quarantine, settings.quality.max_quarantine_rate
+    )
+    report_dir = storage.join(settings.storage.reports_uri or "", f"run={batch.run_id}")
     json_uri = storage.join(report_dir, "quality.json")
     html_uri = storage.join(report_dir, "quality.html")
     storage.write_json(json_uri, report)
     storage.write_bytes(html_uri, render_html(report).encode())
+    checked.report = {"json": json_uri, "html": html_uri, "passed": report["passed"],
+                      "quarantine_rate": report["quarantine_rate"]}
     if not report["passed"]:
-        storage.write_parquet(storage.join(report_dir, "rejected.parquet"), quarantine)
-        top = ", ".join(f"{k}: {v}" for k, v in list(reasons.most_common(3)))
+        storage.write_parquet(storage.join(report_dir, "rejected.parquet"), checked.quarantine)
+        top = ", ".join(f"{k}: {v}" for k, v in Counter(acc["quarantined_by_reason"]).most_common(3))
         raise DataQualityError(
-            f"run {run_id}: {report['quarantine_rate']:.1%} of {accounting['rows_in']} records "
+            f"run {batch.run_id}: {report['quarantine_rate']:.1%} of {acc['rows_in']} records "
             f"were quarantined, above the threshold of {settings.quality.max_quarantine_rate:.1%} "
             f"({top}). Nothing was loaded. See {html_uri}; fix the source or raise "
             "quality.max_quarantine_rate",
             report_uri=json_uri,
-            accounting=accounting,
+            accounting=acc,
         )
+    return checked
 
-    # features over the affected days (with a day of lookback for the 24 h window)
+
+def load(settings: Settings, batch: Batch) -> EtlResult:
+    """Commit a checked batch: processed readings, features, quarantine, warehouse, manifest."""
+    if not batch.checked:
+        raise MlopsKitError("load takes a batch that went through quality_check first")
+    storage.configure_from_settings(settings)
+    layout = layout_of(settings)
+    run_id, now, readings, quarantine = batch.run_id, batch.now, batch.rows, batch.quarantine
+    if any(m["run_id"] == run_id for m in lake.manifests(layout)):
+        raise MlopsKitError(f"run {run_id} is already committed; nothing to load")
     commit = lake.Commit(layout, run_id)
     feature_tables = _features(settings, readings, now)
     outputs: dict[str, dict[str, list[str]]] = {
@@ -266,23 +337,24 @@ def run_etl(
         outputs[QUARANTINE]["added"].append(final)
     maybe_fail("etl.after_stage")
 
+    accounting = batch.accounting
     commit.warehouse = {"table": settings.warehouse.table, "files": feature_files, "run_id": run_id}
     manifest = {
         "run_id": run_id,
         "committed_seq": len(lake.manifests(layout)) + 1,
         "created_at": now.isoformat(),
-        "inputs": pending,
+        "inputs": batch.inputs,
         "accounting": accounting,
         "outputs": outputs,
         "feature_rows": n_features,
-        "report": {"json": json_uri, "html": html_uri},
+        "report": batch.report,
         "warehouse": {"url": _redact(settings.warehouse.url), "table": settings.warehouse.table},
     }
-    commit.commit(manifest, load)
+    commit.commit(manifest, _loader(settings))
     return EtlResult(
         run_id=run_id,
         status="committed",
-        inputs=pending,
+        inputs=batch.inputs,
         rows_in=accounting["rows_in"],
         loaded=accounting["loaded"],
         quarantined=accounting["quarantined"],
@@ -290,11 +362,35 @@ def run_etl(
         quarantined_by_reason=accounting["quarantined_by_reason"],
         feature_rows=n_features,
         warehouse_rows_upserted=n_features,
-        report_json_uri=json_uri,
-        report_html_uri=html_uri,
+        report_json_uri=batch.report.get("json"),
+        report_html_uri=batch.report.get("html"),
         manifest_uri=lake._manifest_uri(layout, manifest),
-        recovered_runs=recovered,
     )
+
+
+def run_etl(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    rules: RuleSet | None = None,
+    source: str | None = None,
+) -> EtlResult:
+    """Extract, transform, check and load every raw object not yet consumed.
+
+    Args:
+        settings: where the zones and the warehouse are.
+        now: the reference time for freshness rules and run ids (default: now).
+        rules: the quality rules (default: :func:`~mlops_kit.etl.quality.default_rules`
+            with the thresholds from ``settings.quality``).
+        source: only consume raw objects of this source.
+
+    Raises:
+        DataQualityError: see :func:`quality_check`.
+    """
+    batch = extract_transform(settings, now=now, source=source)
+    if batch is None:
+        return EtlResult(run_id="", status="noop")
+    return load(settings, quality_check(settings, batch, rules))
 
 
 def extracted_reasons(rejected: list[dict]) -> list[str]:
