@@ -93,11 +93,14 @@ class RuleSet(BaseModel):
 
 def default_rules(max_future_skew_s: int = 300, max_age_days: int = 3650) -> RuleSet:
     """The rule set for IoT readings: required fields, physical ranges, units, time, devices."""
-    rules: list = [NotNull(columns=["device_id", "ts", *SENSORS])]
+    rules: list = [
+        NotNull(columns=["device_id", "ts", *SENSORS]),
+        # a range is only meaningful in a known unit
+        AcceptedValues(column="temperature_unit", values=["C", "F", "K"]),
+    ]
     rules += [Range(column=name, min=lo, max=hi) for name, (lo, hi) in RANGES.items()]
     rules += [
         Range(column="failure", min=0, max=1),
-        AcceptedValues(column="temperature_unit", values=["C", "F", "K"]),
         Freshness(max_future_skew_s=max_future_skew_s, max_age_days=max_age_days),
         Referential(column="device_id"),
     ]

@@ -10,7 +10,13 @@ from mlops_kit import storage
 from mlops_kit.errors import IngestionError
 from mlops_kit.ingest.raw_zone import LandedObject, land
 
-_EXT = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+_EXT = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+}
 
 
 def detect_format(uri: str) -> str:
