@@ -1,0 +1,272 @@
+"""The ``mlops-kit`` command line.
+
+Sub-commands import what they need when they run, so ``mlops-kit --help`` stays fast
+and works without any optional extra installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops_kit._version import __version__
+from mlops_kit.errors import MlopsKitError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="mlops-kit",
+    help=(
+        "Typed MLOps building blocks for AWS: ingestion, ETL with quality gates, features, "
+        "training, registry and serving.\n\nSettings come from MLOPS_KIT_* environment "
+        "variables and ./mlops_kit.yaml (or $MLOPS_KIT_CONFIG); see 'mlops-kit config show'."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show or generate settings.", no_args_is_help=True)
+data_app = typer.Typer(help="Synthetic IoT data and the device registry.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Land files, API pages and stream records in the raw zone.", no_args_is_help=True)
+etl_app = typer.Typer(help="Extract, transform, quality check and load.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(etl_app, name="etl")
+
+HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
+
+
+def _settings(home: Path | None = None, **overrides: Any):  # type: ignore[no-untyped-def]
+    from mlops_kit.config import load_settings
+
+    if home is not None:
+        overrides["home"] = home
+    return load_settings(**overrides)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mlops-kit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """mlops_kit command line."""
+
+
+# ---------------------------------------------------------------- config
+@config_app.command("show")
+def config_show(
+    home: Path | None = HomeOpt,
+    fmt: str = typer.Option("yaml", "--format", help="yaml or json."),
+) -> None:
+    """Print the effective settings (after env, file and defaults)."""
+    import yaml
+
+    data = _settings(home).model_dump(mode="json")
+    if fmt == "json":
+        console.print_json(json.dumps(data))
+    else:
+        console.print(yaml.safe_dump(data, sort_keys=False), end="", highlight=False)
+
+
+@config_app.command("from-terraform")
+def config_from_terraform(
+    source: Path = typer.Argument(
+        ..., help="An env folder (infra/terraform/envs/dev) or a 'terraform output -json' file."
+    ),
+    out: Path = typer.Option(Path("mlops_kit.yaml"), "--out", "-o", help="Config file to write."),
+) -> None:
+    """Write an aws-profile config from the outputs of an applied Terraform env."""
+    import subprocess
+
+    from mlops_kit.platform.terraform import write_config
+
+    if source.is_dir():
+        proc = subprocess.run(
+            ["terraform", f"-chdir={source}", "output", "-json"], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise MlopsKitError(
+                f"'terraform output -json' failed in {source}: {proc.stderr.strip()}. "
+                "Run 'terraform init' and 'terraform apply' there first."
+            )
+        outputs = json.loads(proc.stdout)
+    else:
+        outputs = json.loads(source.read_text())
+    write_config(outputs, out)
+    console.print(f"wrote {out}")
+
+
+# ---------------------------------------------------------------- doctor
+@app.command()
+def doctor(home: Path | None = HomeOpt) -> None:
+    """Check which extras are installed and which backends answer, with a fix for each gap."""
+    from mlops_kit.cli.doctor import run_doctor
+
+    ok = run_doctor(_settings(home), console)
+    raise typer.Exit(0 if ok else 1)
+
+
+# ---------------------------------------------------------------- data
+@data_app.command("generate")
+def data_generate(
+    out: Path = typer.Argument(..., help="File to write: .jsonl, .csv or .parquet."),
+    devices: int = typer.Option(20, help="Fleet size."),
+    days: float = typer.Option(3.0, help="Days of readings per device."),
+    freq_s: int = typer.Option(300, help="Seconds between two readings of a device."),
+    bad_rate: float = typer.Option(0.0, help="Share of bad records to inject (JSON lines only)."),
+    seed: int = typer.Option(7, help="Random seed: same seed, same data."),
+    home: Path | None = HomeOpt,
+    registry: bool = typer.Option(True, help="Also write the device registry."),
+) -> None:
+    """Generate synthetic IoT readings (and register the devices)."""
+    import pyarrow.parquet as pq
+
+    from mlops_kit.data.synthetic import (
+        GeneratorConfig,
+        device_registry,
+        generate_readings,
+        to_raw_records,
+    )
+
+    cfg = GeneratorConfig(n_devices=devices, freq_s=freq_s, steps=int(days * 86400 / freq_s), seed=seed)
+    table = generate_readings(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        raw = to_raw_records(table, bad_rate=bad_rate, seed=seed)
+        out.write_bytes(raw.to_bytes())
+        injected = dict(raw.injected)
+    elif bad_rate:
+        raise MlopsKitError("--bad-rate applies to JSON lines output only (use a .jsonl file)")
+    elif suffix == ".csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table, out)
+        injected = {}
+    elif suffix == ".parquet":
+        pq.write_table(table, out)
+        injected = {}
+    else:
+        raise MlopsKitError(f"unsupported output '{out.suffix}': use .jsonl, .csv or .parquet")
+    console.print(f"wrote {table.num_rows:,} readings of {devices} devices to {out}")
+    if injected:
+        console.print(f"injected bad records: {injected}")
+    if registry:
+        from mlops_kit.etl import write_device_registry
+
+        uri = write_device_registry(_settings(home), device_registry(devices, seed))
+        console.print(f"device registry: {uri}")
+
+
+# ---------------------------------------------------------------- ingest
+@ingest_app.command("files")
+def ingest_files_cmd(
+    paths: list[str] = typer.Argument(..., help="Files (.csv, .jsonl, .parquet; local or s3://)."),
+    source: str = typer.Option("files", help="Source name in the raw zone."),
+    home: Path | None = HomeOpt,
+) -> None:
+    """Land files in the raw zone as they are (content-addressed, idempotent)."""
+    from mlops_kit import storage
+    from mlops_kit.ingest.files import ingest_files
+
+    s = _settings(home)
+    storage.configure_from_settings(s)
+    for obj in ingest_files(paths, s.storage.raw_uri or "", source):
+        state = "landed" if obj.created else "already landed"
+        console.print(f"{state}: {obj.uri} ({obj.size:,} bytes)")
+
+
+# ---------------------------------------------------------------- etl
+def accounting_table(result: Any) -> Table:
+    table = Table(title=f"ETL run {result.run_id}", show_header=True)
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    table.add_row("rows in", f"{result.rows_in:,}")
+    table.add_row("loaded", f"{result.loaded:,}")
+    table.add_row("quarantined", f"{result.quarantined:,}")
+    for reason, n in result.quarantined_by_reason.items():
+        table.add_row(f"  {reason}", f"{n:,}")
+    table.add_row("duplicates dropped", f"{result.duplicates_dropped:,}")
+    table.add_row("feature rows (hourly)", f"{result.feature_rows:,}")
+    return table
+
+
+@etl_app.command("run")
+def etl_run(
+    home: Path | None = HomeOpt,
+    source: str | None = typer.Option(None, help="Only consume raw objects of this source."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Process every raw object not yet committed; print the accounting."""
+    from mlops_kit.etl import run_etl
+
+    result = run_etl(_settings(home), source=source)
+    if as_json:
+        console.print_json(json.dumps(result.to_dict(), default=str))
+        return
+    if result.status == "noop":
+        console.print("nothing new in the raw zone: no change")
+        return
+    console.print(accounting_table(result))
+    console.print(f"quality report: {result.report_html_uri}")
+
+
+@etl_app.command("runs")
+def etl_runs(home: Path | None = HomeOpt) -> None:
+    """List committed runs with their accounting."""
+    from mlops_kit.etl.lake import manifests
+    from mlops_kit.etl.run import layout_of
+
+    table = Table(show_header=True)
+    for col in ("#", "run", "inputs", "rows in", "loaded", "quarantined", "duplicates"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    for m in manifests(layout_of(_settings(home))):
+        a = m["accounting"]
+        table.add_row(
+            str(m["committed_seq"]), m["run_id"], str(len(m["inputs"])), f"{a['rows_in']:,}",
+            f"{a['loaded']:,}", f"{a['quarantined']:,}", f"{a['duplicates_dropped']:,}",
+        )
+    console.print(table)
+
+
+# ---------------------------------------------------------------- demo
+@app.command()
+def demo(
+    home: Path | None = HomeOpt,
+    devices: int = typer.Option(20, help="Fleet size."),
+    days: int = typer.Option(3, help="Days of readings."),
+    bad_rate: float = typer.Option(0.04, help="Share of bad records injected."),
+    fresh: bool = typer.Option(True, help="Start from an empty home."),
+) -> None:
+    """Run the loop end to end on the embedded default (no cloud account needed)."""
+    from mlops_kit.cli.demo import run_demo
+
+    run_demo(_settings(home), console, devices=devices, days=days, bad_rate=bad_rate, fresh=fresh)
+
+
+def main() -> None:
+    """Entry point: run the app; print mlops_kit errors without a traceback."""
+    try:
+        app()
+    except MlopsKitError as exc:
+        err_console.print(f"[bold red]error[/] [dim]({exc.code})[/]: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
