@@ -4,7 +4,8 @@ A process started with ``MLOPS_KIT_FAULT_AT=<point>`` dies abruptly (``os._exit(
 if killed) when it reaches :func:`maybe_fail` with that point. Nothing is flushed and no
 ``finally`` block runs, so a test observes exactly what a kill at that moment leaves behind.
 
-Points used by the library:
+Unset, a point costs one environment lookup. Points of the ingestion modules (the ETL
+names its own ``etl.*``, see :mod:`mlops_kit.etl`):
 
 - ``api.after_land``: an API page landed in the raw zone, its cursor not yet saved.
 - ``stream.before_write``: a stream micro-batch was read, nothing written yet.

@@ -36,6 +36,7 @@ class FakeApi:
     dead_from: int | None = None
     token: str | None = None
     retry_after: str = "0"
+    tail: bool = False
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,6 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         items = api.records[offset : offset + limit]
         nxt = offset + limit
         next_value: str | None = _cursor(nxt) if nxt < len(api.records) else None
+        if api.tail:  # a feed: the end of the data is a cursor to poll later
+            next_value = _cursor(min(nxt, len(api.records)))
         if next_value and query.get("style") == "url":
             next_value = f"/v1/readings?style=url&limit={limit}&cursor={next_value}"
         body = {"data": {"items": items}, "meta": {"next": next_value}}
@@ -112,7 +115,7 @@ def fake_api() -> Iterator[FakeApi]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.api = api  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     api.url = f"http://127.0.0.1:{server.server_address[1]}/v1/readings"
     yield api
@@ -308,6 +311,20 @@ def test_next_page_urls_and_max_pages(fake_api, lake) -> None:
     assert first.pages == 2 and not first.complete and first.cursor is not None
     rest = ingest_api(cfg, raw, state, SOURCE)
     assert rest.complete and first.pages + rest.pages == fake_api.pages()
+    _assert_exactly_once(fake_api, raw)
+
+
+def test_a_feed_ends_on_an_empty_page_and_continues_from_its_cursor(fake_api, lake) -> None:
+    raw, state = lake
+    fake_api.tail = True
+    new = fake_api.records[100:]
+    fake_api.records = fake_api.records[:100]
+    first = ingest_api(_config(fake_api), raw, state, SOURCE)
+    assert not first.complete and first.cursor == _cursor(100)
+    assert first.pages == 5 and first.records == 100  # 4 full pages, then an empty one
+    fake_api.records.extend(new)
+    second = ingest_api(_config(fake_api), raw, state, SOURCE)
+    assert second.resumed_from == _cursor(100) and second.records == len(new)
     _assert_exactly_once(fake_api, raw)
 
 

@@ -26,7 +26,7 @@ from mlops_kit.etl import lake
 from mlops_kit.etl.extract import QUARANTINE_SCHEMA, extract
 from mlops_kit.etl.quality import RuleSet, check, default_rules
 from mlops_kit.etl.report import build_report, render_html
-from mlops_kit.etl.transform import FEATURES_SCHEMA, hourly_features, normalise, to_readings
+from mlops_kit.etl.transform import FEATURES_SCHEMA, PARQUET_OPTIONS, hourly_features, normalise, to_readings
 from mlops_kit.etl.warehouse import open_warehouse
 from mlops_kit.ingest.raw_zone import list_raw
 
@@ -315,7 +315,7 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
     }
     for d, part in sorted(_by_date(readings, "ts").items()):
         final = storage.join(layout.processed_uri, READINGS, f"date={d}", f"part-{run_id}.parquet")
-        commit.stage(final, lambda uri, t=part: storage.write_parquet(uri, t))
+        commit.stage(final, lambda uri, t=part: storage.write_parquet(uri, t, **PARQUET_OPTIONS))
         outputs[READINGS]["added"].append(final)
     live_features = lake.live_files(layout, FEATURES)
     feature_files = []

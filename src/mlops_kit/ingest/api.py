@@ -328,8 +328,10 @@ def ingest_api(
 
     Each page lands as one JSON-lines object (``land(raw_uri, source, data, "jsonl")``);
     the next page's cursor is saved after that, so a killed or failed run, run again,
-    starts at the first page that had not landed. A run that reached the last page leaves
-    the cursor marked complete; running it again fetches nothing unless ``restart=True``.
+    starts at the first page that had not landed. A run that reached the last page (no
+    next cursor) leaves the cursor marked complete; running it again fetches nothing unless
+    ``restart=True``. An empty page that still carries a next cursor (a feed that has no
+    new items yet) ends the run with that cursor saved: the next run continues from it.
 
     Args:
         config: the API and how its pages are read.
@@ -389,7 +391,6 @@ def ingest_api(
                 landed = land(raw_uri, source, _jsonl(items), "jsonl", ingest_date)
                 result.landed.append(landed)
                 maybe_fail("api.after_land")
-            done = next_cursor is None or not items
             result.pages += 1
             result.records += len(items)
             totals["pages"] += 1
@@ -400,7 +401,7 @@ def ingest_api(
                     "version": 1,
                     "source": source,
                     "url": config.url,
-                    "next_cursor": cursor if not items else next_cursor,
+                    "next_cursor": next_cursor,
                     "complete": next_cursor is None,
                     "pages": totals["pages"],
                     "records": totals["records"],
@@ -410,16 +411,17 @@ def ingest_api(
             )
             if progress is not None:
                 progress(ApiPage(number, cursor, next_cursor, len(items), landed))
-            if not items:
-                result.complete = next_cursor is None
-                break
             cursor = next_cursor
-            if done:
+            if next_cursor is None:
                 result.complete = True
                 break
-    finally:
-        result.retries = client.retries
-    result.cursor = None if result.complete else cursor
+            if not items:  # an empty page: nothing new yet; the next run asks again
+                break
+    except IngestionError as exc:
+        exc.details.update(retries=client.retries, pages_landed=result.pages, cursor=cursor)
+        raise
+    result.retries = client.retries
+    result.cursor = cursor
     return result
 
 

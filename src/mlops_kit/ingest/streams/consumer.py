@@ -239,73 +239,80 @@ def consume_stream(
 
     positions: dict[str, str] = dict(state["positions"])
     source.open(positions, state["finished_shards"])
-    idle_since: float | None = None
-    while max_batches is None or result.batches < max_batches:
-        records: list[StreamRecord] = []
-        while len(records) < batch_size:
-            got = source.read(batch_size - len(records))
-            if not got:
-                break
-            records.extend(got)
-        if not records:
-            now = time.monotonic()
-            idle_since = now if idle_since is None else idle_since
-            if now - idle_since >= idle_timeout_s:
-                break
-            sleep(poll_interval_s)
-            continue
-        idle_since = None
-        maybe_fail("stream.before_write")
-
-        lines: list[bytes] = []
-        keys: list[str] = []
-        in_batch: set[str] = set()
-        for rec in records:
-            key = key_fn(rec.data)
-            if key in window or key in in_batch:
+    try:
+        idle_since: float | None = None
+        while max_batches is None or result.batches < max_batches:
+            records: list[StreamRecord] = []
+            while len(records) < batch_size:
+                got = source.read(batch_size - len(records))
+                if not got:
+                    break
+                records.extend(got)
+            if not records:
+                now = time.monotonic()
+                idle_since = now if idle_since is None else idle_since
+                if now - idle_since >= idle_timeout_s:
+                    break
+                sleep(poll_interval_s)
                 continue
-            in_batch.add(key)
-            lines.append(rec.data)
-            keys.append(key)
-        for rec in records:
-            positions[rec.shard_id] = rec.sequence
-        duplicates = len(records) - len(lines)
+            idle_since = None
+            maybe_fail("stream.before_write")
 
-        landed = None
-        if lines:
-            data = b"\n".join(lines) + b"\n"
-            day = ingest_date or datetime.now(timezone.utc).date()
-            digest = hashlib.sha256(data).hexdigest()
-            storage.write_json(
-                pend_path, {"sha256": digest, "date": day.isoformat(), "records": len(lines)}
-            )
-            landed = land(raw_uri, source_name, data, "jsonl", day)
-            maybe_fail("stream.after_write")
-            window.add(landed.uri, keys)
-            result.landed.append(landed)
+            lines: list[bytes] = []
+            keys: list[str] = []
+            in_batch: set[str] = set()
+            for rec in records:
+                key = key_fn(rec.data)
+                if key in window or key in in_batch:
+                    continue
+                in_batch.add(key)
+                lines.append(rec.data)
+                keys.append(key)
+            for rec in records:
+                positions[rec.shard_id] = rec.sequence
+            duplicates = len(records) - len(lines)
 
-        state["positions"] = dict(positions)
-        state["finished_shards"] = sorted(source.finished_shards)
-        state["batches"] = int(state["batches"]) + 1
-        state["records"] = int(state["records"]) + len(lines)
-        _save(ckpt_path, source, state, window)
-        if landed is not None:
-            storage.delete(pend_path)
-        maybe_fail("stream.after_checkpoint")
-
-        result.batches += 1
-        result.records_read += len(records)
-        result.records_landed += len(lines)
-        result.duplicates_skipped += duplicates
-        if progress is not None:
-            progress(
-                StreamBatch(
-                    result.batches, len(records), len(lines), duplicates, landed, dict(positions)
+            landed = None
+            if lines:
+                data = b"\n".join(lines) + b"\n"
+                day = ingest_date or datetime.now(timezone.utc).date()
+                digest = hashlib.sha256(data).hexdigest()
+                storage.write_json(
+                    pend_path, {"sha256": digest, "date": day.isoformat(), "records": len(lines)}
                 )
-            )
+                landed = land(raw_uri, source_name, data, "jsonl", day)
+                maybe_fail("stream.after_write")
+                window.add(landed.uri, keys)
+                result.landed.append(landed)
+
+            state["positions"] = dict(positions)
+            state["finished_shards"] = sorted(source.finished_shards)
+            state["batches"] = int(state["batches"]) + 1
+            state["records"] = int(state["records"]) + len(lines)
+            _save(ckpt_path, source, state, window)
+            if landed is not None:
+                storage.delete(pend_path)
+            maybe_fail("stream.after_checkpoint")
+
+            result.batches += 1
+            result.records_read += len(records)
+            result.records_landed += len(lines)
+            result.duplicates_skipped += duplicates
+            if progress is not None:
+                progress(
+                    StreamBatch(
+                        result.batches,
+                        len(records),
+                        len(lines),
+                        duplicates,
+                        landed,
+                        dict(positions),
+                    )
+                )
+    finally:
+        source.close()
     result.checkpoint = dict(positions)
     result.finished_shards = sorted(source.finished_shards)
-    source.close()
     return result
 
 
