@@ -39,7 +39,7 @@ def _extras() -> list[Check]:
         ok = is_installed(module)
         out.append(
             Check(
-                f"extra [{extra}]",
+                f"extra {extra}",
                 ok,
                 f"{module} {'installed' if ok else 'missing'}: {what}",
                 "" if ok else f"pip install 'mlops-kit[{extra}]'",
