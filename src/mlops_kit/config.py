@@ -161,11 +161,11 @@ class Settings(BaseSettings):
 
     profile: Literal["local", "aws"] = "local"
     home: Path = Field(Path(".mlops_kit"), description="Root of everything in the local profile.")
-    aws: AwsSettings = Field(default_factory=AwsSettings)  # type: ignore[arg-type]
+    aws: AwsSettings = Field(default_factory=AwsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
-    stream: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
-    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)  # type: ignore[arg-type]
-    quality: QualitySettings = Field(default_factory=QualitySettings)  # type: ignore[arg-type]
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)

@@ -28,7 +28,7 @@ def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_import_is_light() -> None:
-    code = "import mlops_kit, sys; print(sorted(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import mlops_kit, sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -47,7 +47,9 @@ def test_help_is_fast_and_explains() -> None:
 
 def test_config_show_reflects_env(home: Path) -> None:
     result = runner.invoke(
-        app, ["config", "show", "--format", "json"], env={"MLOPS_KIT_QUALITY__MAX_QUARANTINE_RATE": "0.05"}
+        app,
+        ["config", "show", "--format", "json"],
+        env={"MLOPS_KIT_QUALITY__MAX_QUARANTINE_RATE": "0.05"},
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -103,7 +105,10 @@ def test_generate_then_ingest_then_etl(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["etl", "run", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["rows_in"] == summary["loaded"] + summary["quarantined"] + summary["duplicates_dropped"]
+    assert (
+        summary["rows_in"]
+        == summary["loaded"] + summary["quarantined"] + summary["duplicates_dropped"]
+    )
     assert summary["quarantined"] > 0
     again = runner.invoke(app, ["etl", "run"])
     assert "no change" in again.output
@@ -118,7 +123,8 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     from mlops_kit.cli.demo import run_demo
     from mlops_kit.config import load_settings
 
-    summary = run_demo(load_settings(), Console(file=open(os.devnull, "w")), devices=6, days=2)
+    with open(os.devnull, "w") as sink:
+        summary = run_demo(load_settings(), Console(file=sink), devices=6, days=2)
     result = summary["result"]
     assert summary["identity"] and summary["rerun"] == "noop"
     # every injected bad record is quarantined with its reason, and nothing else is

@@ -65,7 +65,11 @@ def _seed(home):
     readings = small_readings(days=3)
     day1 = readings.slice(0, readings.num_rows // 3)
     rest = readings.slice(readings.num_rows // 3)
-    return s, to_raw_records(day1, bad_rate=0.03, seed=1), to_raw_records(rest, bad_rate=0.03, seed=2)
+    return (
+        s,
+        to_raw_records(day1, bad_rate=0.03, seed=1),
+        to_raw_records(rest, bad_rate=0.03, seed=2),
+    )
 
 
 @pytest.fixture(scope="module")

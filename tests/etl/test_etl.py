@@ -58,7 +58,7 @@ def test_each_bad_kind_is_quarantined_with_its_reason(settings, kind: str) -> No
     details = quarantine["detail"].to_pylist()
     if kind in ("null", "out_of_range", "wrong_type"):
         fields = quarantine["field"].to_pylist()
-        assert all(f in d for f, d in zip(fields, details))
+        assert all(f in d for f, d in zip(fields, details, strict=True))
 
 
 def test_all_kinds_together_add_up_and_report_is_written(settings) -> None:
@@ -80,8 +80,11 @@ def test_rerun_changes_nothing(settings) -> None:
     raw = to_raw_records(small_readings(), bad_rate=0.05)
     land(settings.storage.raw_uri, "files", raw.to_bytes(), "jsonl")
     first = run_etl(settings, now=NOW)
-    tree = {u: storage.read_bytes(u) for u in storage.list_files(str(settings.home))
-            if not u.endswith(".duckdb") and not u.endswith(".wal")}
+    tree = {
+        u: storage.read_bytes(u)
+        for u in storage.list_files(str(settings.home))
+        if not u.endswith(".duckdb") and not u.endswith(".wal")
+    }
     wh = open_warehouse(settings.warehouse.url)
     rows_before = wh.query(f"SELECT * FROM {settings.warehouse.table} ORDER BY 1, 2")
     # landing the same bytes again is a no-op, and so is the ETL
@@ -89,8 +92,11 @@ def test_rerun_changes_nothing(settings) -> None:
     assert not again.created
     second = run_etl(settings, now=NOW + timedelta(hours=1))
     assert first.status == "committed" and second.status == "noop"
-    after = {u: storage.read_bytes(u) for u in storage.list_files(str(settings.home))
-             if not u.endswith(".duckdb") and not u.endswith(".wal")}
+    after = {
+        u: storage.read_bytes(u)
+        for u in storage.list_files(str(settings.home))
+        if not u.endswith(".duckdb") and not u.endswith(".wal")
+    }
     assert after == tree
     assert wh.query(f"SELECT * FROM {settings.warehouse.table} ORDER BY 1, 2") == rows_before
 
@@ -120,7 +126,9 @@ def test_fahrenheit_is_normalised(settings) -> None:
     assert sum('"temperature_unit": "F"' in line for line in raw.lines) > 50
     land(settings.storage.raw_uri, "files", raw.to_bytes(), "jsonl")
     run_etl(settings, now=NOW)
-    loaded = read_table(settings, "readings").sort_by([("ts", "ascending"), ("device_id", "ascending")])
+    loaded = read_table(settings, "readings").sort_by(
+        [("ts", "ascending"), ("device_id", "ascending")]
+    )
     expected = readings.sort_by([("ts", "ascending"), ("device_id", "ascending")])
     diff = pc.max(pc.abs(pc.subtract(loaded["temperature"], expected["temperature"]))).as_py()
     assert diff < 1e-3
@@ -128,9 +136,20 @@ def test_fahrenheit_is_normalised(settings) -> None:
 
 def test_unknown_unit_is_rejected(settings) -> None:
     lines = [
-        json.dumps({"device_id": "dev-0001", "ts": "2026-01-01T00:00:00Z", "temperature": 300.0,
-                    "temperature_unit": "R", "vibration": 3.0, "pressure": 100.0,
-                    "humidity": 40.0, "rpm": 1500.0, "voltage": 230.0, "failure": 0})
+        json.dumps(
+            {
+                "device_id": "dev-0001",
+                "ts": "2026-01-01T00:00:00Z",
+                "temperature": 300.0,
+                "temperature_unit": "R",
+                "vibration": 3.0,
+                "pressure": 100.0,
+                "humidity": 40.0,
+                "rpm": 1500.0,
+                "voltage": 230.0,
+                "failure": 0,
+            }
+        )
     ]
     land(settings.storage.raw_uri, "files", ("\n".join(lines) + "\n").encode(), "jsonl")
     settings.quality.max_quarantine_rate = 1.0
@@ -214,7 +233,9 @@ def test_features_never_look_ahead() -> None:
     mask = pc.and_(
         pc.equal(readings["device_id"], "dev-0000"),
         pc.and_(
-            pc.greater_equal(readings["ts"], pa.scalar(end - timedelta(hours=1), readings["ts"].type)),
+            pc.greater_equal(
+                readings["ts"], pa.scalar(end - timedelta(hours=1), readings["ts"].type)
+            ),
             pc.less(readings["ts"], pa.scalar(end, readings["ts"].type)),
         ),
     )

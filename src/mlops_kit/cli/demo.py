@@ -39,7 +39,11 @@ def run_demo(
     from mlops_kit.etl.warehouse import open_warehouse
     from mlops_kit.ingest.api import ApiSourceConfig, ingest_api
     from mlops_kit.ingest.files import ingest_files
-    from mlops_kit.ingest.streams import consume_stream, producer_from_settings, source_from_settings
+    from mlops_kit.ingest.streams import (
+        consume_stream,
+        producer_from_settings,
+        source_from_settings,
+    )
 
     home = Path(settings.home)
     if fresh and home.exists():
@@ -63,7 +67,9 @@ def run_demo(
     inbox.mkdir(parents=True, exist_ok=True)
     half = part_files.num_rows // 2
     pcsv.write_csv(part_files.slice(0, half), inbox / "partner_export.csv")
-    raw_files = to_raw_records(part_files.slice(half), bad_rate=bad_rate, seed=1, fahrenheit_share=0.2)
+    raw_files = to_raw_records(
+        part_files.slice(half), bad_rate=bad_rate, seed=1, fahrenheit_share=0.2
+    )
     (inbox / "gateway_dump.jsonl").write_bytes(raw_files.to_bytes())
     injected.update(raw_files.injected)
     raw_api = to_raw_records(part_api, bad_rate=bad_rate, seed=2)
@@ -81,17 +87,23 @@ def run_demo(
             [str(inbox / "partner_export.csv"), str(inbox / "gateway_dump.jsonl")], raw_uri
         )
     steps.add_row(
-        "files (CSV + JSONL)", f"{half + len(raw_files.lines):,}", str(len(landed)), "content-addressed"
+        "files (CSV + JSONL)",
+        f"{half + len(raw_files.lines):,}",
+        str(len(landed)),
+        "content-addressed",
     )
 
-    with console.status("batch: paging through the partner API"), serve_records(
-        raw_api.lines, page_size=1000
-    ) as url:
+    with (
+        console.status("batch: paging through the partner API"),
+        serve_records(raw_api.lines, page_size=1000) as url,
+    ):
         api = ingest_api(
             ApiSourceConfig(url=url, page_size=1000), raw_uri, state_uri, "api-partner"
         )
     steps.add_row(
-        "HTTP API (paginated)", f"{api.records:,}", str(len(api.landed)),
+        "HTTP API (paginated)",
+        f"{api.records:,}",
+        str(len(api.landed)),
         f"{api.pages} pages, {api.retries} retries",
     )
 
@@ -101,11 +113,16 @@ def run_demo(
         # a producer retry re-sends a few records; the raw zone keeps them once
         producer.put_records(raw_stream.lines[:50])
         stream = consume_stream(
-            source_from_settings(settings), raw_uri, state_uri, "stream-iot",
+            source_from_settings(settings),
+            raw_uri,
+            state_uri,
+            "stream-iot",
             batch_size=settings.stream.batch_size,
         )
     steps.add_row(
-        f"stream ({settings.stream.backend})", f"{stream.records_landed:,}", str(stream.batches),
+        f"stream ({settings.stream.backend})",
+        f"{stream.records_landed:,}",
+        str(stream.batches),
         f"{stream.duplicates_skipped} re-sent records skipped",
     )
     console.print(steps)
@@ -139,7 +156,9 @@ def run_demo(
         f"round(vibration_max_1h, 2), readings_24h FROM {settings.warehouse.table} "
         "ORDER BY vibration_max_1h DESC LIMIT 5"
     )
-    wtable = Table(title=f"warehouse {settings.warehouse.table}: {wh.count(settings.warehouse.table):,} rows (top vibration)")
+    wtable = Table(
+        title=f"warehouse {settings.warehouse.table}: {wh.count(settings.warehouse.table):,} rows (top vibration)"
+    )
     for col in ("device", "hour ending", "temp mean 24h", "vib max 1h", "readings 24h"):
         wtable.add_column(col)
     for dev, hour, temp, vib, count in rows:

@@ -64,7 +64,9 @@ def _storage(settings: Any) -> Check:
             if storage.is_s3(uri)
             else "check the home folder is writable (--home or MLOPS_KIT_HOME)"
         )
-        return Check("storage", False, f"cannot write under {settings.storage.state_uri}: {exc}", fix)
+        return Check(
+            "storage", False, f"cannot write under {settings.storage.state_uri}: {exc}", fix
+        )
 
 
 def _warehouse(settings: Any) -> Check:
@@ -90,7 +92,9 @@ def _stream(settings: Any) -> Check:
         client = settings.aws.client("kinesis")
         desc = client.describe_stream_summary(StreamName=settings.stream.stream_name)
         status = desc["StreamDescriptionSummary"]["StreamStatus"]
-        return Check("stream", status == "ACTIVE", f"Kinesis {settings.stream.stream_name}: {status}")
+        return Check(
+            "stream", status == "ACTIVE", f"Kinesis {settings.stream.stream_name}: {status}"
+        )
     except Exception as exc:
         return Check(
             "stream",

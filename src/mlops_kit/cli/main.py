@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_kit._version import __version__
+from mlops_kit.config import Settings
 from mlops_kit.errors import MlopsKitError
 
 console = Console()
@@ -34,7 +35,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show or generate settings.", no_args_is_help=True)
 data_app = typer.Typer(help="Synthetic IoT data and the device registry.", no_args_is_help=True)
-ingest_app = typer.Typer(help="Land files, API pages and stream records in the raw zone.", no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Land files, API pages and stream records in the raw zone.", no_args_is_help=True
+)
 etl_app = typer.Typer(help="Extract, transform, quality check and load.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
@@ -44,7 +47,7 @@ app.add_typer(etl_app, name="etl")
 HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
 
 
-def _settings(home: Path | None = None, **overrides: Any):  # type: ignore[no-untyped-def]
+def _settings(home: Path | None = None, **overrides: Any) -> Settings:
     from mlops_kit.config import load_settings
 
     if home is not None:
@@ -143,7 +146,9 @@ def data_generate(
         to_raw_records,
     )
 
-    cfg = GeneratorConfig(n_devices=devices, freq_s=freq_s, steps=int(days * 86400 / freq_s), seed=seed)
+    cfg = GeneratorConfig(
+        n_devices=devices, freq_s=freq_s, steps=int(days * 86400 / freq_s), seed=seed
+    )
     table = generate_readings(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
@@ -238,8 +243,13 @@ def etl_runs(home: Path | None = HomeOpt) -> None:
     for m in manifests(layout_of(_settings(home))):
         a = m["accounting"]
         table.add_row(
-            str(m["committed_seq"]), m["run_id"], str(len(m["inputs"])), f"{a['rows_in']:,}",
-            f"{a['loaded']:,}", f"{a['quarantined']:,}", f"{a['duplicates_dropped']:,}",
+            str(m["committed_seq"]),
+            m["run_id"],
+            str(len(m["inputs"])),
+            f"{a['rows_in']:,}",
+            f"{a['loaded']:,}",
+            f"{a['quarantined']:,}",
+            f"{a['duplicates_dropped']:,}",
         )
     console.print(table)
 

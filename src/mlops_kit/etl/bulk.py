@@ -34,9 +34,7 @@ class BulkResult:
     duplicates_dropped: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(
-        default_factory=lambda: {
-            "validate": 0.0, "split": 0.0, "transform": 0.0, "write": 0.0
-        }
+        default_factory=lambda: {"validate": 0.0, "split": 0.0, "transform": 0.0, "write": 0.0}
     )
 
 

@@ -100,9 +100,7 @@ def _parse_ts(value: object) -> datetime | None:
 def _with_lineage(table: pa.Table, src: str, first_line: int = 1) -> pa.Table:
     n = table.num_rows
     table = table.append_column("_source", pa.array([src] * n, pa.string()))
-    return table.append_column(
-        "_line", pa.array(range(first_line, first_line + n), pa.int64())
-    )
+    return table.append_column("_line", pa.array(range(first_line, first_line + n), pa.int64()))
 
 
 def _typed_ts(table: pa.Table) -> pa.Table | None:

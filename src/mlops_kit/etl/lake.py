@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from mlops_kit import storage
 from mlops_kit._faults import maybe_fail
 
@@ -87,11 +89,11 @@ class Commit:
     deletes: list[str] = field(default_factory=list)
     warehouse: dict[str, Any] | None = None
 
-    def stage(self, final_uri: str, writer: Callable[[str], None]) -> str:
-        """Write a file to staging with ``writer(staged_uri)``; it moves to ``final_uri``."""
+    def stage(self, final_uri: str, table: pa.Table, **parquet_options: Any) -> str:
+        """Write ``table`` as Parquet to staging; the commit moves it to ``final_uri``."""
         rel = str(len(self.moves)).zfill(6) + "-" + os.path.basename(final_uri)
         staged = storage.join(self.layout.staging(self.run_id), rel)
-        writer(staged)
+        storage.write_parquet(staged, table, **parquet_options)
         self.moves.append((staged, final_uri))
         return staged
 
@@ -117,7 +119,9 @@ class Commit:
 
 
 def _manifest_uri(layout: Layout, manifest: dict[str, Any]) -> str:
-    return storage.join(layout.manifests, f"{manifest['committed_seq']:08d}-{manifest['run_id']}.json")
+    return storage.join(
+        layout.manifests, f"{manifest['committed_seq']:08d}-{manifest['run_id']}.json"
+    )
 
 
 def _roll_forward(

@@ -80,7 +80,9 @@ class Referential(_Rule):
     reference: str = "devices"
 
 
-Rule = Annotated[NotNull | Range | AcceptedValues | Freshness | Referential, Field(discriminator="kind")]
+Rule = Annotated[
+    NotNull | Range | AcceptedValues | Freshness | Referential, Field(discriminator="kind")
+]
 
 
 class RuleSet(BaseModel):
@@ -158,7 +160,14 @@ def _masks(
                 hi = pc.greater(col, rule.max)
                 bad = hi if bad is None else pc.or_kleene(bad, hi)
             if bad is not None:
-                out.append((pc.fill_null(bad, False), "out_of_range", rule.column, _describe(rule, rule.column)))
+                out.append(
+                    (
+                        pc.fill_null(bad, False),
+                        "out_of_range",
+                        rule.column,
+                        _describe(rule, rule.column),
+                    )
+                )
         elif isinstance(rule, AcceptedValues):
             col = table[rule.column]
             ok = pc.is_in(col, value_set=pa.array(rule.values, col.type))
@@ -171,12 +180,20 @@ def _masks(
             future = pc.fill_null(pc.greater(col, horizon), False)
             stale = pc.fill_null(pc.less(col, oldest), False)
             out.append(
-                (future, "future_timestamp", rule.column,
-                 f"{rule.column} is more than {rule.max_future_skew_s}s in the future (clock skew?)")
+                (
+                    future,
+                    "future_timestamp",
+                    rule.column,
+                    f"{rule.column} is more than {rule.max_future_skew_s}s in the future (clock skew?)",
+                )
             )
             out.append(
-                (stale, "stale_timestamp", rule.column,
-                 f"{rule.column} is older than {rule.max_age_days} days")
+                (
+                    stale,
+                    "stale_timestamp",
+                    rule.column,
+                    f"{rule.column} is older than {rule.max_age_days} days",
+                )
             )
         elif isinstance(rule, Referential):
             if rule.reference not in references:
@@ -330,7 +347,9 @@ def _unique(
         prior = pl.from_arrow(existing.select(payload).cast(target))  # type: ignore[union-attr]
         assert isinstance(prior, pl.DataFrame)
         prior = prior.unique(subset=key, keep="first")
-        reference = pl.concat([prior, reference]).unique(subset=key, keep="first", maintain_order=True)
+        reference = pl.concat([prior, reference]).unique(
+            subset=key, keep="first", maintain_order=True
+        )
         candidates = full  # every row may collide with an already loaded one
         in_prior = full.join(prior.select(key), on=key, how="semi")["_row"].to_numpy()
         check_rows = np.union1d(np.flatnonzero(later_np), in_prior)
@@ -365,7 +384,10 @@ def _unique(
             .append_column(
                 "detail",
                 pa.array(
-                    [f"another record with the same {' and '.join(key)} and different values was kept"] * k,
+                    [
+                        f"another record with the same {' and '.join(key)} and different values was kept"
+                    ]
+                    * k,
                     pa.string(),
                 ),
             )

@@ -59,9 +59,7 @@ def render_html(report: dict[str, Any]) -> str:
     e = html.escape
     acc = report["accounting"]
     passed = report["passed"]
-    status = (
-        '<span class="ok">passed</span>' if passed else '<span class="bad">failed</span>'
-    )
+    status = '<span class="ok">passed</span>' if passed else '<span class="bad">failed</span>'
     cards = "".join(
         f'<div class="card"><span class="muted">{e(label)}</span><b>{acc.get(key, 0):,}</b></div>'
         for label, key in (
@@ -103,12 +101,12 @@ def render_html(report: dict[str, Any]) -> str:
         f" + {acc['duplicates_dropped']:,} duplicates dropped"
     )
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>Quality report {e(report['run_id'])}</title><style>{_CSS}</style></head><body>
+<title>Quality report {e(report["run_id"])}</title><style>{_CSS}</style></head><body>
 <h1>Data quality report</h1>
-<div class="muted">run {e(report['run_id'])} &middot; gate {status}: quarantine rate
-{report['quarantine_rate']:.2%} (threshold {report['max_quarantine_rate']:.2%})</div>
+<div class="muted">run {e(report["run_id"])} &middot; gate {status}: quarantine rate
+{report["quarantine_rate"]:.2%} (threshold {report["max_quarantine_rate"]:.2%})</div>
 <div class="cards">{cards}</div>
 <p class="muted">Accounting: {e(identity)}</p>
 <h2>Rejected records by reason</h2>{reasons_html}
-{''.join(sample_blocks)}
+{"".join(sample_blocks)}
 </body></html>"""

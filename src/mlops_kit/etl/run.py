@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -26,7 +27,13 @@ from mlops_kit.etl import lake
 from mlops_kit.etl.extract import QUARANTINE_SCHEMA, extract
 from mlops_kit.etl.quality import RuleSet, check, default_rules
 from mlops_kit.etl.report import build_report, render_html
-from mlops_kit.etl.transform import FEATURES_SCHEMA, PARQUET_OPTIONS, hourly_features, normalise, to_readings
+from mlops_kit.etl.transform import (
+    FEATURES_SCHEMA,
+    PARQUET_OPTIONS,
+    hourly_features,
+    normalise,
+    to_readings,
+)
 from mlops_kit.etl.warehouse import open_warehouse
 from mlops_kit.ingest.raw_zone import list_raw
 
@@ -123,7 +130,9 @@ def _by_date(table: pa.Table, column: str) -> dict[date, pa.Table]:
     day = pc.floor_temporal(table[column], unit="day")
     out = {}
     for d in _dates(table[column]):
-        mask = pc.equal(day, pa.scalar(datetime(d.year, d.month, d.day, tzinfo=timezone.utc), day.type))
+        mask = pc.equal(
+            day, pa.scalar(datetime(d.year, d.month, d.day, tzinfo=timezone.utc), day.type)
+        )
         out[d] = table.filter(mask)
     return out
 
@@ -133,9 +142,11 @@ def _run_id(inputs: list[str], now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}Z-{digest}"
 
 
-def _loader(settings: Settings):  # type: ignore[no-untyped-def]
+def _loader(settings: Settings) -> Callable[[dict[str, Any]], None]:
     def load(spec: dict[str, Any]) -> None:
-        rows = storage.read_parquet(spec["files"]) if spec["files"] else FEATURES_SCHEMA.empty_table()
+        rows = (
+            storage.read_parquet(spec["files"]) if spec["files"] else FEATURES_SCHEMA.empty_table()
+        )
         wh = open_warehouse(settings.warehouse.url or "", _warehouse_password(settings))
         wh.load(spec["table"], rows, FEATURE_KEY, spec["run_id"])
 
@@ -281,11 +292,17 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
     html_uri = storage.join(report_dir, "quality.html")
     storage.write_json(json_uri, report)
     storage.write_bytes(html_uri, render_html(report).encode())
-    checked.report = {"json": json_uri, "html": html_uri, "passed": report["passed"],
-                      "quarantine_rate": report["quarantine_rate"]}
+    checked.report = {
+        "json": json_uri,
+        "html": html_uri,
+        "passed": report["passed"],
+        "quarantine_rate": report["quarantine_rate"],
+    }
     if not report["passed"]:
         storage.write_parquet(storage.join(report_dir, "rejected.parquet"), checked.quarantine)
-        top = ", ".join(f"{k}: {v}" for k, v in Counter(acc["quarantined_by_reason"]).most_common(3))
+        top = ", ".join(
+            f"{k}: {v}" for k, v in Counter(acc["quarantined_by_reason"]).most_common(3)
+        )
         raise DataQualityError(
             f"run {batch.run_id}: {report['quarantine_rate']:.1%} of {acc['rows_in']} records "
             f"were quarantined, above the threshold of {settings.quality.max_quarantine_rate:.1%} "
@@ -315,14 +332,14 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
     }
     for d, part in sorted(_by_date(readings, "ts").items()):
         final = storage.join(layout.processed_uri, READINGS, f"date={d}", f"part-{run_id}.parquet")
-        commit.stage(final, lambda uri, t=part: storage.write_parquet(uri, t, **PARQUET_OPTIONS))
+        commit.stage(final, part, **PARQUET_OPTIONS)
         outputs[READINGS]["added"].append(final)
     live_features = lake.live_files(layout, FEATURES)
     feature_files = []
     n_features = 0
     for d, part in sorted(feature_tables.items()):
         final = storage.join(layout.processed_uri, FEATURES, f"date={d}", f"part-{run_id}.parquet")
-        commit.stage(final, lambda uri, t=part: storage.write_parquet(uri, t))
+        commit.stage(final, part)
         replaced = [f for f in live_features if f"/date={d}/" in f.replace("\\", "/")]
         commit.replace(replaced)
         outputs[FEATURES]["added"].append(final)
@@ -330,10 +347,8 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         feature_files.append(final)
         n_features += part.num_rows
     if quarantine.num_rows:
-        final = storage.join(
-            layout.quarantine_uri, f"date={now.date()}", f"part-{run_id}.parquet"
-        )
-        commit.stage(final, lambda uri: storage.write_parquet(uri, quarantine))
+        final = storage.join(layout.quarantine_uri, f"date={now.date()}", f"part-{run_id}.parquet")
+        commit.stage(final, quarantine)
         outputs[QUARANTINE]["added"].append(final)
     maybe_fail("etl.after_stage")
 

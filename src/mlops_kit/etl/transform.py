@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import polars as pl
 
 from mlops_kit.data.schema import READING_SCHEMA, SENSORS
 
