@@ -130,3 +130,19 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     # every injected bad record is quarantined with its reason, and nothing else is
     assert result.quarantined_by_reason == summary["injected"]
     assert summary["api_records"] > 0 and summary["stream_records"] > 0
+
+
+def test_ingest_api_and_stream_commands(home: Path) -> None:
+    from mlops_kit.config import load_settings
+    from mlops_kit.data.demo_api import serve_records
+    from mlops_kit.ingest.streams import producer_from_settings
+
+    lines = [json.dumps({"device_id": f"dev-{i:04d}", "n": i}) for i in range(250)]
+    with serve_records(lines, page_size=100) as url:
+        result = runner.invoke(app, ["ingest", "api", url, "--source", "api-test"])
+    assert result.exit_code == 0, result.output
+    assert "250 records" in result.output and "complete" in result.output
+    producer_from_settings(load_settings()).put_records(lines[:40])
+    result = runner.invoke(app, ["ingest", "stream"])
+    assert result.exit_code == 0, result.output
+    assert "40 landed" in result.output
