@@ -6,7 +6,7 @@ writes ``landed``, a JSON list of the raw objects it landed (``uri``, ``source``
 ``sha256``, ``size``, ``format``, ``created``), with counts and URIs in its metadata.
 """
 
-from typing import List, Optional
+from typing import List
 
 from mlops_kit.components._kfp import Dataset, Output, dsl
 from mlops_kit.components.image import IMAGE
@@ -15,7 +15,7 @@ from mlops_kit.components.image import IMAGE
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest_files(
     landed: Output[Dataset],
-    uris: Optional[List[str]] = None,  # noqa: UP045 - KFP cannot read X | None
+    uris: List[str] = [],  # noqa: B006 - a KFP default, never mutated
     prefix: str = "",
     source: str = "files",
     settings_json: str = "{}",
@@ -69,6 +69,7 @@ def ingest_api(
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest_stream(
     landed: Output[Dataset],
+    enabled: bool = True,
     source: str = "iot-stream",
     batch_size: int = 0,
     max_batches: int = 0,
@@ -83,6 +84,8 @@ def ingest_stream(
         landed: JSON list of the landed raw objects (one per micro-batch); metadata:
             kind, source, objects, created, bytes, uris, status, backend, batches,
             records_read, records_landed, duplicates_skipped, checkpoint.
+        enabled: False skips the step (status skipped), e.g. when a long-running
+            consumer lands the stream instead.
         source: raw-zone source name (and the checkpoint's folder).
         batch_size: records per micro-batch (0: stream.batch_size of the settings).
         max_batches: stop after this many micro-batches (0: until caught up).
@@ -92,4 +95,6 @@ def ingest_stream(
     """
     from mlops_kit.components.runtime import ingest_stream_step
 
-    ingest_stream_step(landed, source, batch_size, max_batches, idle_timeout_s, settings_json)
+    ingest_stream_step(
+        landed, enabled, source, batch_size, max_batches, idle_timeout_s, settings_json
+    )

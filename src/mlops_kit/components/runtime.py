@@ -123,10 +123,10 @@ def _supported(uri: str) -> bool:
 
 
 def _files_under(prefix: str) -> list[str]:
-    root = prefix.rstrip("/")
+    root = storage.resolve(prefix)[1].rstrip("/")
     out = []
     for uri in storage.list_files(prefix):
-        rel = uri[len(root) :].lstrip("/") if uri.startswith(root) else os.path.basename(uri)
+        rel = storage.resolve(uri)[1][len(root) :].lstrip("/")
         if any(part.startswith(("_", ".")) for part in rel.split("/")):
             continue
         if _supported(uri):
@@ -231,6 +231,7 @@ def ingest_api_step(
 
 def ingest_stream_step(
     landed: ArtifactLike,
+    enabled: bool = True,
     source: str = "iot-stream",
     batch_size: int = 0,
     max_batches: int = 0,
@@ -243,6 +244,7 @@ def ingest_stream_step(
 
     Args:
         landed: output; receives the JSON list of landed objects.
+        enabled: ``False`` skips the step, landing nothing.
         source: raw-zone source name (and the checkpoint's folder).
         batch_size: records per micro-batch (``0``: ``settings.stream.batch_size``).
         max_batches: stop after this many micro-batches (``0``: until caught up).
@@ -255,6 +257,10 @@ def ingest_stream_step(
     from mlops_kit.ingest.streams import consume_stream, source_from_settings
 
     settings = settings_from_json(settings_json)
+    if not enabled:
+        _write_landed(landed, "stream", source, [])
+        landed.metadata["status"] = "skipped"
+        return []
     result = consume_stream(
         source_from_settings(settings),
         settings.storage.raw_uri or "",

@@ -7,7 +7,7 @@ off for every task: the steps read and write external state (the raw zone, check
 the warehouse), so the same inputs do not mean the same outputs.
 """
 
-from typing import List, NamedTuple, Optional
+from typing import NamedTuple
 
 from mlops_kit.components._kfp import Dataset, Metrics, dsl
 from mlops_kit.components.etl import load, quality_check, transform
@@ -33,7 +33,7 @@ class EtlOutputs(NamedTuple):
 )
 def etl_pipeline(
     settings_json: str = "{}",
-    file_uris: Optional[List[str]] = None,  # noqa: UP045 - KFP cannot read X | None
+    file_uris: list[str] = [],  # noqa: B006 - a KFP default, never mutated
     file_prefix: str = "",
     file_source: str = "files",
     stream_enabled: bool = True,
