@@ -15,7 +15,7 @@ from mlops_kit.components.image import IMAGE
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest_files(
     landed: Output[Dataset],
-    uris: List[str] = [],  # noqa: B006 - a KFP default, never mutated
+    uris: List[str] = [],
     prefix: str = "",
     source: str = "files",
     settings_json: str = "{}",

@@ -33,7 +33,7 @@ class EtlOutputs(NamedTuple):
 )
 def etl_pipeline(
     settings_json: str = "{}",
-    file_uris: list[str] = [],  # noqa: B006 - a KFP default, never mutated
+    file_uris: list[str] = [],
     file_prefix: str = "",
     file_source: str = "files",
     stream_enabled: bool = True,
