@@ -146,3 +146,16 @@ def test_ingest_api_and_stream_commands(home: Path) -> None:
     result = runner.invoke(app, ["ingest", "stream"])
     assert result.exit_code == 0, result.output
     assert "40 landed" in result.output
+
+
+def test_pipelines_compile_check_passes_on_the_committed_specs() -> None:
+    result = runner.invoke(app, ["pipelines", "compile", "--check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_pipelines_submit_rejects_a_malformed_argument(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["pipelines", "submit", "pipelines/etl.yaml", "--host", "http://x", "--arg", "oops"]
+    )
+    assert result.exit_code != 0
+    assert "NAME=VALUE" in str(result.exception)

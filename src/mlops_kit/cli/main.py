@@ -43,6 +43,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(etl_app, name="etl")
+pipelines_app = typer.Typer(help="Compile and submit Kubeflow pipelines.", no_args_is_help=True)
+app.add_typer(pipelines_app, name="pipelines")
 
 HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
 
@@ -330,6 +332,40 @@ def etl_runs(home: Path | None = HomeOpt) -> None:
             f"{a['duplicates_dropped']:,}",
         )
     console.print(table)
+
+
+# ---------------------------------------------------------------- pipelines
+@pipelines_app.command("compile")
+def pipelines_compile(
+    check: bool = typer.Option(False, help="Write nothing; exit 1 when a committed file is stale."),
+    out_dir: Path | None = typer.Option(None, help="Repository root (default: this checkout)."),
+) -> None:
+    """Compile every component to components/<name>/component.yaml and pipeline to pipelines/."""
+    from mlops_kit.components.compile import main as compile_main
+
+    argv = ["--check"] if check else []
+    if out_dir is not None:
+        argv += ["--out-dir", str(out_dir)]
+    raise typer.Exit(compile_main(argv))
+
+
+@pipelines_app.command("submit")
+def pipelines_submit(
+    pipeline_yaml: Path = typer.Argument(..., help="A compiled pipeline, e.g. pipelines/etl.yaml."),
+    host: str = typer.Option(..., help="Kubeflow Pipelines API endpoint (http[s]://...)."),
+    arg: list[str] = typer.Option([], "--arg", help="Pipeline argument NAME=VALUE (repeat)."),
+    experiment: str | None = typer.Option(None, help="Experiment to file the run under."),
+) -> None:
+    """Submit a compiled pipeline to Kubeflow Pipelines and print the run id."""
+    from mlops_kit.pipelines import submit
+
+    arguments = {}
+    for item in arg:
+        if "=" not in item:
+            raise MlopsKitError(f"--arg '{item}' must look like NAME=VALUE")
+        name, value = item.split("=", 1)
+        arguments[name] = value
+    console.print(submit(pipeline_yaml, host, arguments, experiment))
 
 
 # ---------------------------------------------------------------- demo
