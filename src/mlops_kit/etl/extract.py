@@ -114,12 +114,16 @@ def _typed_ts(table: pa.Table) -> pa.Table | None:
     return table.set_column(table.schema.get_field_index("ts"), "ts", ts)
 
 
-def _records_path(lines: list[str], src: str) -> Extracted:
-    """Per-record extraction: keep what types, reject the rest with a reason."""
+def _records_path(lines: list[str], src: str, first_line: int = 1) -> Extracted:
+    """Per-record extraction: keep what types, reject the rest with a reason.
+
+    ``_line`` is the record's line in the raw object (1-based), counting from
+    ``first_line`` (2 for CSV, after the header).
+    """
     cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names}
     rejected: list[dict] = []
     n_in = 0
-    for lineno, line in enumerate(lines, start=1):
+    for lineno, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         n_in += 1
@@ -190,8 +194,9 @@ def extract_jsonl(data: bytes, src: str) -> Extracted:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         typed = None
     if typed is not None:
-        n_lines = sum(1 for line in data.splitlines() if line.strip())
-        if n_lines == typed.num_rows:
+        lines = data.splitlines()
+        # line numbers must point into the object: blank lines take the per-record path
+        if len(lines) == typed.num_rows and all(line.strip() for line in lines):
             typed = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
             return Extracted(rows=typed, records_in=typed.num_rows)
     return _records_path(data.decode("utf-8", errors="replace").splitlines(), src)
@@ -217,7 +222,7 @@ def extract_csv(data: bytes, src: str) -> Extracted:
             else:
                 out[key] = value
         lines.append(json.dumps(out))
-    return _records_path(lines, src)
+    return _records_path(lines, src, first_line=2)
 
 
 def extract_parquet(data: bytes, src: str) -> Extracted:

@@ -21,6 +21,21 @@ code{font-size:12px;word-break:break-all}
 """
 
 
+REASONS: dict[str, str] = {
+    "malformed_json": "the line is not a JSON object",
+    "wrong_type": "a value has the wrong type (text where a number belongs)",
+    "invalid_timestamp": "ts is not ISO 8601 with a zone",
+    "null": "a required field has no value",
+    "unaccepted_value": "a value outside its accepted set",
+    "out_of_range": "a sensor value outside its physical range",
+    "future_timestamp": "the event time lies in the future (clock skew?)",
+    "stale_timestamp": "the event time is older than the age limit",
+    "unknown_device": "the device is not in the device registry: register it first",
+    "duplicate_key": "another record with the same device and time, different values, was kept",
+}
+"""What each reason means, for a reason that spans several fields."""
+
+
 def build_report(
     run_id: str,
     accounting: dict[str, Any],
@@ -37,6 +52,8 @@ def build_report(
                 rec["reason"], {"count": 0, "fields": {}, "detail": rec["detail"], "samples": []}
             )
             entry["count"] += 1
+            if entry["detail"] != rec["detail"]:
+                entry["detail"] = REASONS.get(rec["reason"], rec["reason"])
             fld = rec["field"] or "-"
             entry["fields"][fld] = entry["fields"].get(fld, 0) + 1
             if len(entry["samples"]) < samples_per_reason:

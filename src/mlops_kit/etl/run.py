@@ -9,6 +9,7 @@ next run completes the work.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ from mlops_kit.etl.transform import (
     to_readings,
 )
 from mlops_kit.etl.warehouse import open_warehouse
-from mlops_kit.ingest.raw_zone import list_raw
+from mlops_kit.ingest.raw_zone import format_of, list_raw
 
 READINGS = "readings"
 FEATURES = "device_features_hourly"
@@ -159,8 +160,6 @@ def _warehouse_password(settings: Settings) -> str | None:
         return None
     secret = settings.aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
     try:
-        import json
-
         return str(json.loads(secret)["password"])
     except (ValueError, KeyError):
         return str(secret)
@@ -413,13 +412,27 @@ def extracted_reasons(rejected: list[dict]) -> list[str]:
 
 
 def _quarantine_rows(rejected: pa.Table) -> pa.Table:
-    """Quality rejects in the quarantine schema (the record kept as JSON)."""
+    """Quality rejects in the quarantine schema, each with its record as received.
+
+    The raw line is read back from the raw object (JSON lines and CSV); for Parquet, which
+    has no text form, the record is the typed row as JSON.
+    """
     if rejected.num_rows == 0:
         return QUARANTINE_SCHEMA.empty_table()
     payload = rejected.drop_columns(["reason", "field", "detail", "_source", "_line"])
-    import json
-
-    records = [json.dumps(r, default=str) for r in payload.to_pylist()]
+    sources = rejected["_source"].to_pylist()
+    lines = rejected["_line"].to_pylist()
+    raw_lines: dict[str, list[str]] = {}
+    for src in set(sources):
+        if src and format_of(src) in ("jsonl", "csv"):
+            raw_lines[src] = storage.read_bytes(src).decode("utf-8", "replace").splitlines()
+    records = []
+    for src, line, row in zip(sources, lines, payload.to_pylist(), strict=True):
+        text = raw_lines.get(src)
+        if text is not None and 0 < line <= len(text):
+            records.append(text[line - 1])
+        else:
+            records.append(json.dumps(row, default=str))
     return pa.table(
         {
             "reason": rejected["reason"],
