@@ -124,24 +124,24 @@ def render(r: dict, argv: list[str]) -> str:
     return f"""{START}
 ## Ingest: validate + transform + write ({rows:,} rows)
 
-Command: `python benchmarks/{Path(argv[0]).name} {' '.join(argv[1:])}`.
+Command: `python benchmarks/{Path(argv[0]).name} {" ".join(argv[1:])}`.
 Machine: {_cpu()}, {os.cpu_count()} cores; Python {platform.python_version()},
 pyarrow {pa.__version__}. Synthetic readings of 1,000 devices in batches of whole devices,
 1% of rows corrupted (nulls, out-of-range, unknown devices, future timestamps).
 
 | path | seconds | rows/s | vs ceiling |
 |---|---:|---:|---:|
-| ceiling: tuned `pyarrow.parquet` write, no checks | {r['ceiling_s']:.2f} | {ceil:,.0f} | 1.00x |
-| **mlops_kit** validate + transform + write (valid and quarantine files) | {r['ours_s']:.2f} | {ours:,.0f} | **{ours / ceil:.2f}x** |
-| pyarrow write with default options, no checks | {r['defaults_s']:.2f} | {dflt:,.0f} | {dflt / ceil:.2f}x |
+| ceiling: tuned `pyarrow.parquet` write, no checks | {r["ceiling_s"]:.2f} | {ceil:,.0f} | 1.00x |
+| **mlops_kit** validate + transform + write (valid and quarantine files) | {r["ours_s"]:.2f} | {ours:,.0f} | **{ours / ceil:.2f}x** |
+| pyarrow write with default options, no checks | {r["defaults_s"]:.2f} | {dflt:,.0f} | {dflt / ceil:.2f}x |
 
-Inside the mlops_kit path: validation (every rule and the key check) {stage['validate']:.2f} s,
+Inside the mlops_kit path: validation (every rule and the key check) {stage["validate"]:.2f} s,
 **{validate_share:.0%} of the ceiling's write time**; split into valid and quarantined rows
-{stage['split']:.2f} s; transform {stage['transform']:.2f} s; write {stage['write']:.2f} s. Rows loaded {r['loaded']:,}, quarantined {r['quarantined']:,}
-({', '.join(f'{k} {v:,}' for k, v in sorted(r['reasons'].items()))}).
-Peak memory of the whole run (three writers, generator included): {r['peak_rss_mib']:,.0f} MiB RSS,
-{r['arrow_peak_mib']:,.0f} MiB in Arrow's pool. Output size: ceiling {r['ceiling_mib']:.0f} MiB,
-mlops_kit valid rows {r['ours_mib']:.0f} MiB.
+{stage["split"]:.2f} s; transform {stage["transform"]:.2f} s; write {stage["write"]:.2f} s. Rows loaded {r["loaded"]:,}, quarantined {r["quarantined"]:,}
+({", ".join(f"{k} {v:,}" for k, v in sorted(r["reasons"].items()))}).
+Peak memory of the whole run (three writers, generator included): {r["peak_rss_mib"]:,.0f} MiB RSS,
+{r["arrow_peak_mib"]:,.0f} MiB in Arrow's pool. Output size: ceiling {r["ceiling_mib"]:.0f} MiB,
+mlops_kit valid rows {r["ours_mib"]:.0f} MiB.
 
 Targets: at least 0.75x the ceiling's rows/s; validation at most 15% of the write time;
 peak memory under 2 GiB.
@@ -149,7 +149,11 @@ peak memory under 2 GiB.
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nEach section is written by its script under `benchmarks/`.\n"
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else "# Benchmarks\n\nEach section is written by its script under `benchmarks/`.\n"
+    )
     if START in text:
         text = re.sub(re.escape(START) + ".*?" + re.escape(END), section, text, flags=re.S)
     else:
@@ -158,7 +162,9 @@ def write_doc(section: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows to push through")
     parser.add_argument("--devices-per-batch", type=int, default=50, help="devices per batch")
     parser.add_argument("--bad-rate", type=float, default=0.01, help="share of corrupted rows")
