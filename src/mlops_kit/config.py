@@ -121,11 +121,64 @@ class QualitySettings(_Section):
 
 
 class FeaturesSettings(_Section):
-    """Feature store placement."""
+    """Feature store placement (Feast), see docs/features.md.
 
-    online_store: Literal["sqlite", "dynamodb"] = "sqlite"
-    dynamodb_table: str | None = None
-    project: str = "mlops_kit"
+    Unset locations are derived: under ``<home>/features`` for the local profile, or beside
+    ``processed_uri`` on S3 for the aws profile.
+    """
+
+    online_store: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite", description="Online store: sqlite (embedded) or dynamodb (AWS)."
+    )
+    dynamodb_table: str | None = Field(
+        None,
+        description=(
+            "Prefix of the DynamoDB tables, one per feature view: '<prefix>.<view>' "
+            "(default '<project>.<view>')."
+        ),
+    )
+    project: str = Field("mlops_kit", pattern=r"^[A-Za-z0-9_]+$", description="Feast project name.")
+    registry: str | None = Field(
+        None,
+        description=(
+            "Feast registry: a path or s3:// URI of a file registry, or a "
+            "postgresql+psycopg:// URL of a SQL registry (the RDS path). Default: "
+            "<home>/features/registry.db, or <processed_uri>/../features/registry.pb on S3."
+        ),
+    )
+    online_path: str | None = Field(
+        None, description="SQLite online store file (default <home>/features/online.db)."
+    )
+    source_uri: str | None = Field(
+        None,
+        description=(
+            "Parquet folder the feature views read (default "
+            "<processed_uri>/device_features_hourly, the ETL's output)."
+        ),
+    )
+    hourly_ttl_s: int = Field(
+        7200, ge=1, description="TTL of the 1 h window features: older rows are not joined."
+    )
+    daily_ttl_s: int = Field(
+        93600, ge=1, description="TTL of the 24 h window features: older rows are not joined."
+    )
+    service_version: int = Field(
+        1, ge=1, description="Version of the FeatureService models are trained and served with."
+    )
+    missing: Literal["keep", "drop"] = Field(
+        "keep",
+        description=(
+            "Training rows with no feature row at or before their timestamp (within the TTL): "
+            "keep them with null features, or drop them. Both are counted in the manifest."
+        ),
+    )
+    fast_online: bool = Field(
+        True,
+        description=(
+            "Serve online reads of plain feature views straight from the online store's "
+            "tables (same values as Feast, less overhead); on-demand views go through Feast."
+        ),
+    )
 
 
 class ClusterSettings(_Section):

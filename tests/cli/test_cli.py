@@ -130,6 +130,12 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     # every injected bad record is quarantined with its reason, and nothing else is
     assert result.quarantined_by_reason == summary["injected"]
     assert summary["api_records"] > 0 and summary["stream_records"] > 0
+    # the feature store step applied, materialized and served an online lookup
+    features = summary["features"]
+    assert features["materialize"]["views"]["device_hourly"]["rows"] == result.feature_rows
+    assert features["missing"] == ["dev-unknown"]
+    known = [r for r in features["rows"] if r["device_id"] != "dev-unknown"]
+    assert known and all(r["temperature_mean_1h"] is not None for r in known)
 
 
 def test_ingest_api_and_stream_commands(home: Path) -> None:

@@ -30,8 +30,11 @@ EXPECTED = {
     ),
     "quality_check": ({"batch": DATASET}, {"checked": DATASET, "metrics": METRICS, "report": HTML}),
     "load": ({"checked": DATASET}, {"metrics": METRICS}),
+    "features_apply": ({}, {"metrics": METRICS}),
+    "features_materialize": ({}, {"metrics": METRICS}),
+    "features_training_set": ({"labels": DATASET}, {"training_set": DATASET}),
 }
-OPTIONAL_INPUTS = {"files_landed", "api_landed", "stream_landed"}
+OPTIONAL_INPUTS = {"files_landed", "api_landed", "stream_landed", "labels"}
 
 
 def _spec(name: str) -> dict:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_kit._version import __version__
+from mlops_kit.cli.features import features_app
 from mlops_kit.config import Settings
 from mlops_kit.errors import MlopsKitError
 
@@ -43,6 +44,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(etl_app, name="etl")
+app.add_typer(features_app, name="features")
 pipelines_app = typer.Typer(help="Compile and submit Kubeflow pipelines.", no_args_is_help=True)
 app.add_typer(pipelines_app, name="pipelines")
 

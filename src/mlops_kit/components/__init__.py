@@ -10,8 +10,9 @@ Importing this package does not import kfp; the components are loaded on first a
     from mlops_kit.components import quality_check  # needs: pip install 'mlops-kit[kfp]'
 
 Catalogue: ``ingest_files``, ``ingest_api``, ``ingest_stream`` (:mod:`.ingest`) and
-``transform``, ``quality_check``, ``load`` (:mod:`.etl`). Compile them all to YAML with
-``python -m mlops_kit.components.compile``.
+``transform``, ``quality_check``, ``load`` (:mod:`.etl`), and ``features_apply``,
+``features_materialize``, ``features_training_set`` (:mod:`.features`). Compile them all
+to YAML with ``python -m mlops_kit.components.compile``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ COMPONENTS: dict[str, str] = {
     "transform": "mlops_kit.components.etl",
     "quality_check": "mlops_kit.components.etl",
     "load": "mlops_kit.components.etl",
+    "features_apply": "mlops_kit.components.features",
+    "features_materialize": "mlops_kit.components.features",
+    "features_training_set": "mlops_kit.components.features",
 }
 """Component name -> the module that defines it (compiled in this order)."""
 

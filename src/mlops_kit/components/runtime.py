@@ -489,3 +489,10 @@ def load_step(
         }
     )
     return result.to_dict()
+
+
+from mlops_kit.features.steps import (  # noqa: E402, F401  (re-exported steps)
+    features_apply_step,
+    features_materialize_step,
+    features_training_set_step,
+)

@@ -1,0 +1,153 @@
+"""Feast repository configuration generated from :class:`~mlops_kit.config.Settings`.
+
+There is no ``feature_store.yaml`` to edit: :func:`repo_config_dict` derives it from the
+typed settings, and ``mlops-kit features config`` prints it. Two shapes:
+
+* embedded default (profile ``local``): SQLite online store, file offline store over the
+  processed Parquet, file registry, all under ``<home>/features``;
+* AWS: DynamoDB online store (``endpoint_url`` from ``aws.endpoints.dynamodb`` or
+  ``aws.endpoint_url``), offline data as Parquet on S3 (``s3_endpoint_override`` on the
+  file source), registry on S3 or a SQL registry on PostgreSQL.
+
+This module never imports feast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_kit import storage
+from mlops_kit.config import Settings
+from mlops_kit.features.catalog import SOURCE_TABLE
+
+SQL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://", "sqlite:///")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where each part of the feature store lives, resolved from settings."""
+
+    project: str
+    repo_path: str
+    registry: str
+    registry_type: str
+    online_store: str
+    online_path: str | None
+    dynamodb_prefix: str | None
+    source_uri: str
+    state_uri: str
+    region: str
+    dynamodb_endpoint: str | None
+    s3_endpoint: str | None
+
+
+def _features_home(settings: Settings) -> str:
+    if settings.profile == "local" or not storage.is_s3(settings.storage.processed_uri or ""):
+        return str(Path(settings.home).absolute() / "features")
+    base = (settings.storage.processed_uri or "").rstrip("/").rsplit("/", 1)[0]
+    return f"{base}/features"
+
+
+def placement(settings: Settings) -> Placement:
+    """Resolve every location of the feature store from ``settings``."""
+    f = settings.features
+    home = _features_home(settings)
+    local_home = str(Path(settings.home).absolute() / "features")
+    registry = f.registry or (
+        f"{home}/registry.pb" if storage.is_s3(home) else str(Path(home) / "registry.db")
+    )
+    registry_type = "sql" if registry.startswith(SQL_SCHEMES) else "file"
+    if registry_type == "file" and not storage.is_s3(registry) and "://" not in registry:
+        registry = str(Path(registry).absolute())
+    source = f.source_uri or storage.join(settings.storage.processed_uri or "", SOURCE_TABLE)
+    if not storage.is_s3(source) and source.startswith("file://"):
+        source = storage.resolve(source)[1]
+    elif not storage.is_s3(source):
+        source = str(Path(source).absolute())
+    online_path = None
+    if f.online_store == "sqlite":
+        online_path = str(Path(f.online_path or Path(local_home) / "online.db").absolute())
+    return Placement(
+        project=f.project,
+        repo_path=local_home,
+        registry=registry,
+        registry_type=registry_type,
+        online_store=f.online_store,
+        online_path=online_path,
+        dynamodb_prefix=f.dynamodb_table,
+        source_uri=source.rstrip("/"),
+        state_uri=storage.join(settings.storage.state_uri or "", "features"),
+        region=settings.aws.region,
+        dynamodb_endpoint=settings.aws.endpoint_for("dynamodb"),
+        s3_endpoint=settings.aws.endpoint_for("s3"),
+    )
+
+
+def repo_config_dict(settings: Settings) -> dict[str, Any]:
+    """The Feast repository configuration (what ``feature_store.yaml`` would hold).
+
+    Args:
+        settings: the typed settings; nothing else is read.
+
+    Returns:
+        A dict accepted by ``feast.repo_config.RepoConfig(**d)``.
+    """
+    p = placement(settings)
+    online: dict[str, Any]
+    if p.online_store == "sqlite":
+        online = {"type": "sqlite", "path": p.online_path}
+    else:
+        online = {
+            "type": "dynamodb",
+            "region": p.region,
+            "table_name_template": f"{p.dynamodb_prefix}.{{table_name}}"
+            if p.dynamodb_prefix
+            else "{project}.{table_name}",
+        }
+        if p.dynamodb_endpoint:
+            online["endpoint_url"] = p.dynamodb_endpoint
+    registry: dict[str, Any] = {
+        "registry_type": p.registry_type,
+        "path": p.registry,
+        "cache_ttl_seconds": 60,
+    }
+    if p.registry_type == "sql":
+        registry["sqlalchemy_config_kwargs"] = {"pool_pre_ping": True}
+    return {
+        "project": p.project,
+        "provider": "aws" if p.online_store == "dynamodb" else "local",
+        "registry": registry,
+        "online_store": online,
+        "offline_store": {"type": "file"},
+        "repo_path": p.repo_path,
+        "entity_key_serialization_version": 3,
+    }
+
+
+def registry_env(settings: Settings) -> dict[str, str]:
+    """Environment Feast's S3 registry store reads its endpoint from (empty otherwise)."""
+    p = placement(settings)
+    if p.registry_type == "file" and storage.is_s3(p.registry) and p.s3_endpoint:
+        return {"FEAST_S3_ENDPOINT_URL": p.s3_endpoint}
+    return {}
+
+
+def repo_config(settings: Settings) -> Any:
+    """The ``feast.repo_config.RepoConfig`` of ``settings`` (imports feast).
+
+    Raises:
+        MissingExtraError: feast is not installed.
+    """
+    from mlops_kit._lazy import require
+
+    require("feast", "the feature store")
+    from feast.repo_config import RepoConfig
+
+    os.environ.update(registry_env(settings))
+    p = placement(settings)
+    if not storage.is_s3(p.repo_path):
+        os.makedirs(p.repo_path, exist_ok=True)
+    return RepoConfig(**repo_config_dict(settings))

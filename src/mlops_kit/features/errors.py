@@ -1,0 +1,36 @@
+"""Errors of the feature store (subclasses of :class:`~mlops_kit.errors.MlopsKitError`)."""
+
+from __future__ import annotations
+
+from mlops_kit.errors import MlopsKitError
+
+
+class FeatureStoreError(MlopsKitError):
+    """The feature store could not do what was asked; the message says why and what to do."""
+
+    code = "FEATURE_STORE_ERROR"
+
+
+class UnknownFeatureError(FeatureStoreError, KeyError):
+    """Requested feature names that no feature view defines."""
+
+    code = "FEATURE_UNKNOWN"
+
+    def __init__(self, unknown: list[str], available: list[str]) -> None:
+        super().__init__(
+            f"unknown feature(s): {', '.join(unknown)}. Available features "
+            f"(use 'view:feature' or a bare feature name): {', '.join(available)}",
+            unknown=unknown,
+            available=available,
+        )
+        self.unknown = unknown
+        self.available = available
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SchemaDriftError(FeatureStoreError):
+    """The processed data's columns no longer match the feature views."""
+
+    code = "FEATURE_SCHEMA_DRIFT"

@@ -1,0 +1,232 @@
+"""Point-in-time training sets with explicit accounting of rows that have no features.
+
+Feast's file offline store joins each label row to the newest feature row with
+``label time - ttl <= event_timestamp <= label time`` and *drops* rows that have none
+(and fails on an entity it has never seen when the data spans several files). Here every
+label row is first classified per feature view with an as-of join on the key columns
+only; the rows are then sent to Feast grouped by the views that cover them, so Feast only
+ever sees rows it can join, and the rest are kept with nulls or dropped as asked, and
+counted either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from mlops_kit.features import catalog
+from mlops_kit.features.errors import FeatureStoreError
+
+if TYPE_CHECKING:
+    from mlops_kit.features.store import FeatureClient, TrainingSet
+
+ROW_ID = "__mlk_row"
+_TYPES = {"Float64": pa.float64(), "Int64": pa.int64()}
+
+
+def _labels_frame(labels: Any, timestamp_column: str) -> pl.DataFrame:
+    if isinstance(labels, pa.Table):
+        df = pl.from_arrow(labels)
+    elif isinstance(labels, pl.DataFrame):
+        df = labels
+    else:
+        df = pl.from_pandas(labels)
+    assert isinstance(df, pl.DataFrame)
+    missing = [c for c in (catalog.JOIN_KEY, timestamp_column) if c not in df.columns]
+    if missing:
+        raise FeatureStoreError(
+            f"the labels need columns {catalog.JOIN_KEY!r} and {timestamp_column!r}; "
+            f"missing {', '.join(missing)} (have {', '.join(df.columns)})"
+        )
+    if timestamp_column != catalog.TIMESTAMP:
+        if catalog.TIMESTAMP in df.columns:
+            df = df.drop(catalog.TIMESTAMP)
+        df = df.rename({timestamp_column: catalog.TIMESTAMP})
+    ts = df[catalog.TIMESTAMP]
+    if ts.dtype == pl.Datetime and getattr(ts.dtype, "time_zone", None) is None:
+        df = df.with_columns(pl.col(catalog.TIMESTAMP).dt.replace_time_zone("UTC"))
+    df = df.with_columns(
+        pl.col(catalog.TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+        pl.col(catalog.JOIN_KEY).cast(pl.Utf8),
+    )
+    return df.with_row_index(ROW_ID)
+
+
+def coverage(keys: pl.DataFrame, rows: pl.DataFrame, ttl: dict[str, timedelta]) -> pl.DataFrame:
+    """Per label row and view: whether a feature row lies in ``[t - ttl, t]``.
+
+    Args:
+        keys: ``device_id`` and ``event_timestamp`` of every feature row.
+        rows: label rows with ``ROW_ID``, ``device_id`` and ``event_timestamp``.
+        ttl: view -> TTL.
+
+    Returns:
+        ``ROW_ID`` and one boolean column per view.
+    """
+    left = rows.select(ROW_ID, catalog.JOIN_KEY, catalog.TIMESTAMP).sort(
+        [catalog.JOIN_KEY, catalog.TIMESTAMP]
+    )
+    right = (
+        keys.select(
+            pl.col(catalog.JOIN_KEY).cast(pl.Utf8),
+            pl.col(catalog.TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+        )
+        .with_columns(pl.col(catalog.TIMESTAMP).alias("__fts"))
+        .sort([catalog.JOIN_KEY, catalog.TIMESTAMP])
+    )
+    joined = left.join_asof(
+        right,
+        on=catalog.TIMESTAMP,
+        by=catalog.JOIN_KEY,
+        strategy="backward",
+        check_sortedness=False,
+    )
+    age = pl.col(catalog.TIMESTAMP) - pl.col("__fts")
+    return joined.select(
+        ROW_ID,
+        *[(pl.col("__fts").is_not_null() & (age <= t)).alias(v) for v, t in ttl.items()],
+    ).sort(ROW_ID)
+
+
+def _views_of(refs: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for ref in refs:
+        view, name = ref.split(":", 1)
+        out.setdefault(view, []).append(name)
+    return out
+
+
+def _needs(view: str) -> set[str]:
+    if view == catalog.DERIVED_VIEW:
+        return {v for v, _ in catalog.DERIVED_INPUTS.values()}
+    return {view}
+
+
+def _null_frame(refs: Sequence[str], n: int) -> dict[str, pa.Array]:
+    types = catalog.all_features()
+    return {r.split(":", 1)[1]: pa.nulls(n, _TYPES[types[r]]) for r in refs}
+
+
+def training_set(
+    client: FeatureClient,
+    labels: Any,
+    features: Sequence[str] | None,
+    missing: str | None,
+    timestamp_column: str,
+) -> TrainingSet:
+    """See :meth:`mlops_kit.features.store.FeatureClient.training_set`."""
+    from mlops_kit.features.store import TrainingSet
+
+    settings = client.settings
+    missing = missing or settings.features.missing
+    if missing not in ("keep", "drop"):
+        raise FeatureStoreError(f"missing must be 'keep' or 'drop', got {missing!r}")
+    refs = catalog.resolve_features(list(features or []), settings.features.service_version)
+    df = _labels_frame(labels, timestamp_column)
+    by_view = _views_of(refs)
+    base_views = sorted({b for v in by_view for b in _needs(v)})
+    ttl = {
+        v: timedelta(seconds=getattr(settings.features, catalog.VIEWS[v].ttl_setting))
+        for v in base_views
+    }
+    files = client.source_files()
+    keys_tbl = client._keys_in(files)
+    keys = pl.from_arrow(keys_tbl)
+    assert isinstance(keys, pl.DataFrame)
+    if keys.height == 0:
+        keys = pl.DataFrame(
+            {
+                catalog.JOIN_KEY: pl.Series([], dtype=pl.Utf8),
+                catalog.TIMESTAMP: pl.Series([], dtype=pl.Datetime("us", "UTC")),
+            }
+        )
+    cov = coverage(keys, df, ttl)
+    n_views = cov.select(pl.sum_horizontal(base_views).alias("n"))["n"] if base_views else None
+    n = df.height
+    complete = int((n_views == len(base_views)).sum()) if n_views is not None else n
+    none = int((n_views == 0).sum()) if n_views is not None else 0
+    accounting: dict[str, Any] = {
+        "rows_in": n,
+        "complete": complete,
+        "partial": n - complete - none,
+        "without_features": none,
+        "missing_policy": missing,
+        "missing_by_view": {v: int((~cov[v]).sum()) for v in base_views},
+        "ttl_s": {v: int(t.total_seconds()) for v, t in ttl.items()},
+    }
+    pieces: list[pa.Table] = []
+    label_cols = [c for c in df.columns if c != ROW_ID]
+    out_names = [r.split(":", 1)[1] for r in refs]
+    dropped = 0
+    kept_null = 0
+    combos = cov.with_columns(
+        pl.concat_str([pl.col(v).cast(pl.Int8).cast(pl.Utf8) for v in base_views]).alias("__c")
+        if base_views
+        else pl.lit("").alias("__c")
+    )
+    for (combo,), group in combos.group_by(["__c"], maintain_order=True):
+        have = {v for v, bit in zip(base_views, str(combo), strict=True) if bit == "1"}
+        rows = df.join(group.select(ROW_ID), on=ROW_ID, how="semi")
+        usable = [r for r in refs if _needs(r.split(":", 1)[0]) <= have]
+        if not have:
+            if missing == "drop":
+                dropped += rows.height
+                continue
+            kept_null += rows.height
+            table = rows.to_arrow()
+            for name, arr in _null_frame(refs, rows.height).items():
+                table = table.append_column(name, arr)
+            pieces.append(table)
+            continue
+        joined = _feast_join(client, rows, usable)
+        absent = [r for r in refs if r not in usable]
+        for name, arr in _null_frame(absent, joined.num_rows).items():
+            joined = joined.append_column(name, arr)
+        pieces.append(joined)
+    schema_cols = [ROW_ID, *label_cols, *out_names]
+    if pieces:
+        aligned = [_align(p, schema_cols, refs) for p in pieces]
+        table = pa.concat_tables(aligned, promote_options="permissive")
+        table = table.sort_by(ROW_ID).drop_columns([ROW_ID])
+    else:
+        empty = df.head(0).to_arrow()
+        for name, arr in _null_frame(refs, 0).items():
+            empty = empty.append_column(name, arr)
+        table = _align(empty, schema_cols, refs).drop_columns([ROW_ID])
+    accounting["dropped"] = dropped
+    accounting["kept_with_nulls"] = kept_null
+    accounting["rows_out"] = table.num_rows
+    if accounting["rows_out"] != n - dropped:
+        raise FeatureStoreError(f"internal accounting mismatch in the training set: {accounting}")
+    return TrainingSet(table=table, accounting=accounting, features=list(refs))
+
+
+def _align(table: pa.Table, columns: list[str], refs: Sequence[str]) -> pa.Table:
+    types = catalog.all_features()
+    by_name = {r.split(":", 1)[1]: _TYPES[types[r]] for r in refs}
+    cols = []
+    for name in columns:
+        col = table[name]
+        if name in by_name and col.type != by_name[name]:
+            col = col.cast(by_name[name])
+        if pa.types.is_large_string(col.type):
+            col = col.cast(pa.string())
+        if name == catalog.TIMESTAMP and col.type != pa.timestamp("us", tz="UTC"):
+            col = col.cast(pa.timestamp("us", tz="UTC"))
+        cols.append(col)
+    return pa.table(cols, names=columns)
+
+
+def _feast_join(client: FeatureClient, rows: pl.DataFrame, refs: list[str]) -> pa.Table:
+    entity_df = rows.to_pandas()
+    job = client.store.get_historical_features(entity_df=entity_df, features=list(refs))
+    table = job.to_arrow()
+    if table.num_rows != rows.height:
+        raise FeatureStoreError(
+            f"Feast returned {table.num_rows} rows for {rows.height} covered label rows"
+        )
+    return table

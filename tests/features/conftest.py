@@ -1,0 +1,63 @@
+"""Helpers of the feature store tests: small feature lakes written straight as Parquet."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from mlops_kit import storage
+from mlops_kit.config import Settings, load_settings
+from mlops_kit.etl.transform import FEATURES_SCHEMA
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def feature_table(keys: Iterable[tuple[str, datetime]]) -> pa.Table:
+    """Rows of the processed schema; every value is a function of (row, column)."""
+    keys = list(keys)
+    cols: dict[str, Any] = {
+        "device_id": [k[0] for k in keys],
+        "event_timestamp": [k[1] for k in keys],
+    }
+    for j, field in enumerate(FEATURES_SCHEMA):
+        if field.name in cols or field.name == "created_at":
+            continue
+        if pa.types.is_integer(field.type):
+            cols[field.name] = [i * 7 + j for i in range(len(keys))]
+        else:
+            cols[field.name] = [round(i * 1.5 + j * 0.01 + 0.25, 6) for i in range(len(keys))]
+    cols["created_at"] = [T0 + timedelta(days=30)] * len(keys)
+    return pa.table(cols).cast(FEATURES_SCHEMA)
+
+
+def write_features(source_uri: str, table: pa.Table, run: str = "t") -> list[str]:
+    """Write ``table`` partitioned by day as the ETL does; returns the files."""
+    import polars as pl
+
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    day = (pl.col("event_timestamp") - pl.duration(hours=1)).dt.date()
+    out = []
+    for (d,), part in df.with_columns(day.alias("__d")).group_by(["__d"]):
+        uri = storage.join(source_uri, f"date={d}", f"part-{run}.parquet")
+        storage.write_parquet(uri, part.drop("__d").to_arrow().cast(FEATURES_SCHEMA))
+        out.append(uri)
+    return sorted(out)
+
+
+def local_settings(root: Path, **features: Any) -> Settings:
+    return load_settings(home=root / "home", features=features)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("MLOPS_KIT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MLOPS_KIT_CONFIG", str(tmp_path / "absent.yaml"))

@@ -1,0 +1,100 @@
+"""Import cost and repo configuration generated from settings (no Feast import needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_kit.config import load_settings
+from mlops_kit.errors import ConfigError
+from mlops_kit.features import catalog
+from mlops_kit.features.config import placement, registry_env, repo_config_dict
+from mlops_kit.features.errors import UnknownFeatureError
+
+
+def _imports_feast(code: str) -> bool:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint('feast' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_light_modules_do_not_import_feast() -> None:
+    code = (
+        "import mlops_kit, mlops_kit.features, mlops_kit.features.catalog, "
+        "mlops_kit.features.config, mlops_kit.features.errors, mlops_kit.cli.features\n"
+        "from mlops_kit.features import FeatureClient, demo_step, repo_config_dict\n"
+        "from mlops_kit import load_settings\n"
+        "c = FeatureClient(load_settings(home='/tmp/x'))\n"
+        "repo_config_dict(c.settings)"
+    )
+    assert not _imports_feast(code)
+
+
+def test_local_config(tmp_path: Path) -> None:
+    s = load_settings(home=tmp_path)
+    cfg = repo_config_dict(s)
+    assert cfg["online_store"] == {"type": "sqlite", "path": str(tmp_path / "features/online.db")}
+    assert cfg["offline_store"] == {"type": "file"}
+    assert cfg["registry"]["registry_type"] == "file"
+    assert cfg["registry"]["path"] == str(tmp_path / "features/registry.db")
+    assert placement(s).source_uri == str(tmp_path / "lake/processed/device_features_hourly")
+    assert registry_env(s) == {}
+
+
+def test_aws_config_with_s3_registry() -> None:
+    s = load_settings(
+        profile="aws",
+        storage={"raw_uri": "s3://b/raw", "processed_uri": "s3://b/processed"},
+        warehouse={"url": "postgresql+psycopg://u@h:5432/db"},
+        aws={"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000"},
+        features={"online_store": "dynamodb", "dynamodb_table": "acme-features"},
+    )
+    cfg = repo_config_dict(s)
+    assert cfg["provider"] == "aws"
+    assert cfg["online_store"] == {
+        "type": "dynamodb",
+        "region": "eu-west-1",
+        "table_name_template": "acme-features.{table_name}",
+        "endpoint_url": "http://127.0.0.1:5000",
+    }
+    assert cfg["registry"] == {
+        "registry_type": "file",
+        "path": "s3://b/features/registry.pb",
+        "cache_ttl_seconds": 60,
+    }
+    assert placement(s).source_uri == "s3://b/processed/device_features_hourly"
+    assert registry_env(s) == {"FEAST_S3_ENDPOINT_URL": "http://127.0.0.1:5000"}
+
+
+def test_sql_registry_config(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://feast@db:5432/feast"
+    cfg = repo_config_dict(load_settings(home=tmp_path, features={"registry": url}))
+    assert cfg["registry"]["registry_type"] == "sql"
+    assert cfg["registry"]["path"] == url
+
+
+def test_feature_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match=r"features\.missing"):
+        load_settings(features={"missing": "ignore"})
+    with pytest.raises(ConfigError, match=r"features\.registry_path"):
+        load_settings(features={"registry_path": "x"})
+
+
+def test_unknown_feature_lists_available() -> None:
+    with pytest.raises(UnknownFeatureError) as info:
+        catalog.resolve_features(["temperature_mean_1h", "bogus"], 1)
+    assert info.value.unknown == ["bogus"]
+    assert "device_hourly:temperature_mean_1h" in str(info.value)
+    assert catalog.resolve_features(["temperature_mean_1h"], 1) == [
+        "device_hourly:temperature_mean_1h"
+    ]
+    assert len(catalog.resolve_features(None, 1)) == 19 + 19 + 4
+    with pytest.raises(ValueError, match="known versions are 1"):
+        catalog.service_name(7)
