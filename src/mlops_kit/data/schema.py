@@ -38,3 +38,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "voltage": (100.0, 300.0),
 }
 """Physically plausible range of each sensor (inclusive), in normalised units."""
+
+WINDOWS: dict[str, str] = {"1h": "1h", "24h": "24h"}
+"""Trailing windows of the hourly aggregates."""
+STATS: tuple[str, ...] = ("mean", "std", "max")
+"""Statistics computed over each window."""
+
+
+def feature_columns() -> list[str]:
+    """Names of the aggregate columns: ``<sensor>_<stat>_<window>``."""
+    return [f"{s}_{stat}_{w}" for w in WINDOWS for s in SENSORS for stat in STATS]

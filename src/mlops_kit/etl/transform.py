@@ -6,16 +6,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_kit.data.schema import READING_SCHEMA, SENSORS
-
-WINDOWS: dict[str, str] = {"1h": "1h", "24h": "24h"}
-STATS: tuple[str, ...] = ("mean", "std", "max")
-
-
-def feature_columns() -> list[str]:
-    """Names of the aggregate columns: ``<sensor>_<stat>_<window>``."""
-    return [f"{s}_{stat}_{w}" for w in WINDOWS for s in SENSORS for stat in STATS]
-
+from mlops_kit.data.schema import READING_SCHEMA, SENSORS, feature_columns
 
 FEATURES_SCHEMA = pa.schema(
     [

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlops_kit.data.schema import SENSORS
-from mlops_kit.etl.transform import STATS
+from mlops_kit.data.schema import SENSORS, STATS
 
 ENTITY = "device"
 JOIN_KEY = "device_id"

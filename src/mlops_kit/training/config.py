@@ -34,7 +34,7 @@ Monitor = Literal["val_roc_auc", "val_pr_auc", "val_f1", "val_loss"]
 
 def default_feature_columns() -> list[str]:
     """The hourly aggregate columns of the ETL: ``<sensor>_<mean|std|max>_<1h|24h>``."""
-    from mlops_kit.etl.transform import feature_columns
+    from mlops_kit.data.schema import feature_columns
 
     return feature_columns()
 

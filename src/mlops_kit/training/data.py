@@ -51,8 +51,8 @@ def build_training_table(
     """
     import polars as pl
 
+    from mlops_kit.data.schema import feature_columns
     from mlops_kit.etl import read_table
-    from mlops_kit.etl.transform import feature_columns
 
     feats = (
         feature_table
