@@ -165,3 +165,12 @@ def test_pipelines_submit_rejects_a_malformed_argument(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "NAME=VALUE" in str(result.exception)
+
+
+def test_train_passes_through_to_the_training_entrypoint() -> None:
+    proc = _run("train", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "build-table" in proc.stdout and "export" in proc.stdout
+    bad = _run("train", "train", "--data", "file:///nonexistent.parquet", "--out", "/tmp/x")
+    assert bad.returncode != 0
+    assert "Traceback" not in bad.stderr

@@ -370,6 +370,23 @@ def pipelines_submit(
     console.print(submit(pipeline_yaml, host, arguments, experiment))
 
 
+# ---------------------------------------------------------------- training
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train_cmd(ctx: typer.Context) -> None:
+    """Train, export to ONNX with the parity gate, or build a training table.
+
+    The same as 'python -m mlops_kit.training': run 'mlops-kit train --help' for the
+    sub-commands (train, export, build-table) and their options.
+    """
+    from mlops_kit.training.__main__ import main as training_main
+
+    raise typer.Exit(training_main(list(ctx.args)))
+
+
 # ---------------------------------------------------------------- demo
 @app.command()
 def demo(

@@ -1,0 +1,42 @@
+"""First layers: `terraform fmt -check` over the tree and `terraform validate` of every root (envs, bootstrap)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.terraform
+
+ROOTS = ("envs/dev", "envs/staging", "envs/prod", "bootstrap")
+
+
+def test_fmt(tf: ModuleType, terraform_bin: str, tf_env: dict[str, str]) -> None:
+    # fmt needs no init and -check writes nothing, so it runs on the repository itself.
+    proc = tf.run(
+        terraform_bin,
+        ["fmt", "-check", "-recursive", "-diff", "-no-color"],
+        tf.TERRAFORM_ROOT,
+        tf_env,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"run `terraform fmt -recursive infra/terraform`:\n{proc.stdout}{proc.stderr}"
+    )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_validate(
+    tf: ModuleType, terraform_bin: str, tf_env: dict[str, str], tf_tree: Path, env: str
+) -> None:
+    env_dir = tf_tree / "envs" / env
+    tf.init(terraform_bin, env_dir, tf_env)
+    proc = tf.run(terraform_bin, ["validate", "-json", "-no-color"], env_dir, tf_env, check=False)
+    report = json.loads(proc.stdout)
+    problems = [
+        f"{d['severity']}: {d['summary']}: {d.get('detail', '')}" for d in report["diagnostics"]
+    ]
+    assert report["valid"], "\n".join(problems)
+    assert not problems, "validate reported warnings:\n" + "\n".join(problems)
