@@ -3,7 +3,10 @@
 Used for backfills of already-typed data (Parquet exports, a warehouse unload) and by
 ``benchmarks/ingest.py``. Each batch is normalised, checked with the same rules as the
 ETL run, and appended to one Parquet file of valid rows and one of quarantined rows;
-both files appear atomically when :meth:`BulkWriter.close` succeeds. Uniqueness is
+both files appear atomically when :meth:`BulkWriter.close` succeeds. Encoding and
+writing run on a background thread (Arrow releases the GIL), so the checks of the next
+batch overlap the write of the previous one; at most two batches wait in between, which
+bounds memory. Uniqueness is
 checked within each batch: feed batches that hold whole keys (for instance all the
 readings of a set of devices), or use :func:`~mlops_kit.etl.run.run_etl`, which also
 checks against what was loaded before.
@@ -12,6 +15,8 @@ checks against what was loaded before.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
@@ -59,8 +64,40 @@ class BulkWriter:
         self._bad_tmp = os.path.join(out_dir, f".quarantine.parquet.tmp-{token}")
         self._valid = pq.ParquetWriter(self._valid_tmp, READING_SCHEMA, **PARQUET_OPTIONS)
         self._bad: pq.ParquetWriter | None = None
+        self._queue: queue.Queue[tuple[pa.Table, pa.Table] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="bulk-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            valid, quarantined = item
+            try:
+                t0 = time.perf_counter()
+                readings = to_readings(valid)
+                t1 = time.perf_counter()
+                self._valid.write_table(readings)
+                if quarantined.num_rows:
+                    if self._bad is None:
+                        self._bad = pq.ParquetWriter(self._bad_tmp, quarantined.schema)
+                    self._bad.write_table(quarantined)
+                self.result.seconds["transform"] += t1 - t0
+                self.result.seconds["write"] += time.perf_counter() - t1
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def write(self, batch: pa.Table) -> None:
+        """Check ``batch`` now; its valid and quarantined rows are written in the background."""
+        self._raise_pending()
         r = self.result
         t0 = time.perf_counter()
         typed = normalise(batch)
@@ -68,26 +105,25 @@ class BulkWriter:
         parts: dict[str, float] = {}
         q = check(typed, self.rules, now=self.now, references=self.references, timings=parts)
         t2 = time.perf_counter()
-        readings = to_readings(q.valid)
-        t3 = time.perf_counter()
-        self._valid.write_table(readings)
-        if q.quarantined.num_rows:
-            if self._bad is None:
-                self._bad = pq.ParquetWriter(self._bad_tmp, q.quarantined.schema)
-            self._bad.write_table(q.quarantined)
-        t4 = time.perf_counter()
-        r.seconds["transform"] += (t1 - t0) + (t3 - t2)
+        r.seconds["transform"] += t1 - t0
         r.seconds["validate"] += parts["rules"] + parts["unique"]
         r.seconds["split"] += (t2 - t1) - parts["rules"] - parts["unique"]
-        r.seconds["write"] += t4 - t3
         r.rows_in += batch.num_rows
-        r.loaded += readings.num_rows
+        r.loaded += q.valid.num_rows
         r.quarantined += q.quarantined.num_rows
         r.duplicates_dropped += q.duplicates_dropped
         r.reasons.update(q.reasons)
+        self._queue.put((q.valid, q.quarantined))
+
+    def _finish_thread(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def close(self) -> BulkResult:
-        """Finish both files and move them into place."""
+        """Wait for the writes, finish both files and move them into place."""
+        self._finish_thread()
+        self._raise_pending()
         t0 = time.perf_counter()
         self._valid.close()
         os.replace(self._valid_tmp, os.path.join(self.out_dir, "valid.parquet"))
@@ -99,6 +135,7 @@ class BulkWriter:
 
     def abort(self) -> None:
         """Drop the partial files (nothing appears in ``out_dir``)."""
+        self._finish_thread()
         for writer, path in ((self._valid, self._valid_tmp), (self._bad, self._bad_tmp)):
             if writer is not None:
                 try:
