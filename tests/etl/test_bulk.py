@@ -45,7 +45,7 @@ def test_bulk_failure_leaves_no_partial_file(tmp_path) -> None:
     writer = BulkWriter(str(tmp_path), NOW, {"devices": pa.array(device_ids(40))})
     batch, _ = next(_batches())
     writer.write(batch)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="not_null"):
         writer.write(batch.drop_columns(["ts"]))  # a malformed batch stops the run
     writer.abort()
     assert os.listdir(tmp_path) == []
