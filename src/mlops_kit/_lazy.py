@@ -17,6 +17,7 @@ EXTRAS: dict[str, str] = {
     "kfp.kubernetes": "kfp",
     "sagemaker": "sagemaker",
     "kubernetes": "k8s",
+    "jsonschema": "k8s",
     "psycopg": "postgres",
 }
 

@@ -44,6 +44,10 @@ class AwsSettings(_Section):
     endpoints: dict[AwsService, str] = Field(
         default_factory=dict, description="Per-service endpoint, overriding endpoint_url."
     )
+    sagemaker_role_arn: str | None = Field(
+        None,
+        description="Execution role of SageMaker training jobs (trusted by sagemaker.amazonaws.com).",
+    )
 
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint URL for ``service``, or None for AWS's own."""
