@@ -174,3 +174,25 @@ def test_train_passes_through_to_the_training_entrypoint() -> None:
     bad = _run("train", "train", "--data", "file:///nonexistent.parquet", "--out", "/tmp/x")
     assert bad.returncode != 0
     assert "Traceback" not in bad.stderr
+
+
+def test_launch_dry_run_prints_a_valid_gpu_pytorchjob(home: Path, tmp_path: Path) -> None:
+    import yaml
+
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "name: failure-mlp\n"
+        "image: registry.example/mlops-kit-training:0.1.0\n"
+        "data_uri: s3://processed/training/train.parquet\n"
+        "output_uri: s3://models/failure-mlp/\n"
+        "gpus_per_node: 1\n"
+    )
+    result = runner.invoke(app, ["launch", str(spec), "--backend", "eks", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    job = yaml.safe_load(result.output)
+    pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert job["kind"] == "PyTorchJob" and pod["serviceAccountName"] == "training"
+    assert pod["nodeSelector"] == {"mlops-kit/accelerator": "nvidia-gpu"}
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    bad = runner.invoke(app, ["launch", str(spec), "--backend", "sagemaker", "--dry-run"])
+    assert bad.exit_code != 0

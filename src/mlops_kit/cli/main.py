@@ -387,6 +387,40 @@ def train_cmd(ctx: typer.Context) -> None:
     raise typer.Exit(training_main(list(ctx.args)))
 
 
+@app.command("launch")
+def launch_cmd(
+    spec_file: Path = typer.Argument(..., help="Job spec (YAML): name, data_uri, output_uri, ..."),
+    backend: str = typer.Option("local", help="local, eks or sagemaker."),
+    kind: str = typer.Option("PyTorchJob", help="EKS object kind: PyTorchJob or TrainJob."),
+    dry_run: bool = typer.Option(False, help="Validate and print the object; submit nothing."),
+    wait: bool = typer.Option(True, help="Wait for the job to finish."),
+    timeout: float = typer.Option(24 * 3600, help="Seconds to wait at most."),
+    home: Path | None = HomeOpt,
+) -> None:
+    """Launch a training job locally, on EKS (PyTorchJob / TrainJob) or on SageMaker."""
+    import yaml
+
+    from mlops_kit.training.launchers import launcher_for, parse_job_spec
+
+    settings = _settings(home)
+    spec = parse_job_spec(yaml.safe_load(spec_file.read_text()) or {})
+    if dry_run:
+        if backend != "eks":
+            raise MlopsKitError("--dry-run prints the Kubernetes object: use it with --backend eks")
+        from mlops_kit.training.launchers.eks import build_pytorchjob, build_trainjob
+
+        build = build_trainjob if kind == "TrainJob" else build_pytorchjob
+        launcher = launcher_for("eks", settings, kind=kind)
+        typer.echo(yaml.safe_dump(build(launcher.validate(spec), settings), sort_keys=False))
+        return
+    launcher = launcher_for(backend, settings, **({"kind": kind} if backend == "eks" else {}))  # type: ignore[arg-type]
+    handle = launcher.submit(spec)
+    console.print(f"submitted {handle.kind} {handle.name} ({backend})")
+    if wait:
+        status = launcher.wait(handle, timeout=timeout)
+        console.print(f"{handle.name}: {status.phase} {status.reason or ''}".rstrip())
+
+
 # ---------------------------------------------------------------- demo
 @app.command()
 def demo(
