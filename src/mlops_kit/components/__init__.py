@@ -11,7 +11,8 @@ Importing this package does not import kfp; the components are loaded on first a
 
 Catalogue: ``ingest_files``, ``ingest_api``, ``ingest_stream`` (:mod:`.ingest`) and
 ``transform``, ``quality_check``, ``load`` (:mod:`.etl`), and ``features_apply``,
-``features_materialize``, ``features_training_set`` (:mod:`.features`). Compile them all
+``features_materialize``, ``features_training_set`` (:mod:`.features`), and ``train``,
+``launch_eks``, ``launch_sagemaker``, ``export_onnx`` (:mod:`.training`). Compile them all
 to YAML with ``python -m mlops_kit.components.compile``.
 """
 
@@ -32,6 +33,10 @@ COMPONENTS: dict[str, str] = {
     "features_apply": "mlops_kit.components.features",
     "features_materialize": "mlops_kit.components.features",
     "features_training_set": "mlops_kit.components.features",
+    "train": "mlops_kit.components.training",
+    "launch_eks": "mlops_kit.components.training",
+    "launch_sagemaker": "mlops_kit.components.training",
+    "export_onnx": "mlops_kit.components.training",
 }
 """Component name -> the module that defines it (compiled in this order)."""
 

@@ -17,6 +17,8 @@ from mlops_kit.pipelines.client import submit
 
 PIPELINES: dict[str, str] = {
     "etl": "mlops_kit.pipelines.etl:etl_pipeline",
+    "training": "mlops_kit.pipelines.training:training_pipeline",
+    "training_gpu": "mlops_kit.pipelines.training:training_gpu_pipeline",
 }
 """Pipeline name (its compiled file is ``pipelines/<name>.yaml``) -> ``module:attribute``."""
 
@@ -41,4 +43,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["PIPELINES", "etl_pipeline", "get_pipeline", "submit"]
+__all__ = [
+    "PIPELINES",
+    "etl_pipeline",
+    "get_pipeline",
+    "submit",
+    "training_gpu_pipeline",
+    "training_pipeline",
+]
