@@ -185,6 +185,21 @@ class FeaturesSettings(_Section):
     )
 
 
+class TrackingSettings(_Section):
+    """MLflow tracking and model registry (MLFLOW_TRACKING_URI, when set, wins)."""
+
+    uri: str | None = Field(
+        None,
+        description=(
+            "Tracking URI: http(s):// of an MLflow server (on AWS, the server in front of RDS "
+            "PostgreSQL) or a database URI; default sqlite:///<home>/mlflow.db (local profile)."
+        ),
+    )
+    experiment: str | None = Field(
+        None, description="Experiment name (MLFLOW_EXPERIMENT_NAME, then 'mlops-kit')."
+    )
+
+
 class ClusterSettings(_Section):
     """The EKS cluster and its workload identities."""
 
@@ -224,6 +239,7 @@ class Settings(BaseSettings):
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
 

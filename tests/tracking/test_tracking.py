@@ -316,3 +316,19 @@ def test_against_a_real_tracking_server(
     trained = _train_and_log(target, tmp_path, launcher="eks")
     _check_run(MlflowClient(tracking_uri=mlflow_server), trained)
     _check_model(trained)
+
+
+def test_tracking_uri_from_settings_between_env_and_default(tmp_path, monkeypatch) -> None:
+    from mlops_kit.config import load_settings
+    from mlops_kit.tracking import resolve_target
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    s = load_settings(
+        home=tmp_path, tracking={"uri": "http://mlflow.internal:5000", "experiment": "iot"}
+    )
+    target = resolve_target(s)
+    assert (target.uri, target.experiment) == ("http://mlflow.internal:5000", "iot")
+    assert resolve_target(load_settings(home=tmp_path)).uri.startswith("sqlite:///")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://other:5000")
+    assert resolve_target(s).uri == "http://other:5000"

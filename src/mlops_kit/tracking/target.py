@@ -5,11 +5,12 @@ No mlflow import here. The tracking URI is, in order:
 1. the ``uri`` argument;
 2. the ``MLFLOW_TRACKING_URI`` environment variable (a server ``http(s)://...``, or a
    database URI such as ``postgresql+psycopg://...``);
-3. for the ``local`` profile, ``sqlite:///<home>/mlflow.db``, with artifacts under
+3. the ``tracking.uri`` setting (``MLOPS_KIT_TRACKING__URI``, ``mlops_kit.yaml``);
+4. for the ``local`` profile, ``sqlite:///<home>/mlflow.db``, with artifacts under
    ``<storage.models_uri>/mlflow-artifacts``.
 
-The ``aws`` profile has no default: set ``MLFLOW_TRACKING_URI`` to the tracking server
-(the one backed by RDS PostgreSQL) on the pods and machines that train.
+The ``aws`` profile has no default: set ``tracking.uri`` or ``MLFLOW_TRACKING_URI`` to the
+tracking server (the one backed by RDS PostgreSQL) on the pods and machines that train.
 """
 
 from __future__ import annotations
@@ -99,12 +100,19 @@ def resolve_target(
         from mlops_kit.config import load_settings
 
         settings = load_settings()
-    name = experiment or os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
-    chosen = uri or os.environ.get(TRACKING_URI_ENV) or ""
+    configured = getattr(settings, "tracking", None)
+    name = (
+        experiment
+        or os.environ.get(EXPERIMENT_ENV)
+        or (configured.experiment if configured else None)
+        or DEFAULT_EXPERIMENT
+    )
+    chosen = uri or os.environ.get(TRACKING_URI_ENV) or (configured.uri if configured else "") or ""
     if not chosen:
         if settings.profile != "local":
             raise ConfigError(
-                f"profile '{settings.profile}' needs a tracking server: set {TRACKING_URI_ENV} "
+                f"profile '{settings.profile}' needs a tracking server: set tracking.uri or "
+                f"{TRACKING_URI_ENV} "
                 "(e.g. https://mlflow.internal.example.com, the server in front of RDS "
                 "PostgreSQL) on the pods and machines that train"
             )
