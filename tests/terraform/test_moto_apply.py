@@ -1,298 +1,63 @@
 """Apply, re-plan (no changes) and destroy the dev environment against moto's server.
 
-Run it alone with ``pytest -m tf_apply``. What moto cannot emulate is switched off
-through the environment's own toggles (see ``MOTO_VARIABLES`` and docs/aws-deployment.md).
+Run it alone with ``pytest -m tf_apply``. What moto cannot emulate is switched off through the
+environment's own toggles (``moto_cycle.MOTO_VARIABLES``); attributes moto does not read back are
+listed in ``moto_cycle.MOTO_ROUND_TRIP_GAPS``. See docs/aws-deployment.md.
 """
 
 from __future__ import annotations
 
-import json
+from concurrent.futures import Future
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
-import boto3
 import pytest
+
+from mlops_kit.platform.terraform import config_from_outputs, write_config
 
 pytestmark = [pytest.mark.terraform, pytest.mark.tf_apply, pytest.mark.aws, pytest.mark.slow]
 
-REGION = "us-east-1"
-REPLICA_REGION = "us-west-2"
 
-# Services the dev env talks to, as named in the AWS provider's `endpoints` block.
-SERVICES = (
-    "cloudtrail",
-    "cloudwatch",
-    "configservice",
-    "dynamodb",
-    "ec2",
-    "ecr",
-    "eks",
-    "elbv2",
-    "guardduty",
-    "iam",
-    "kinesis",
-    "kms",
-    "logs",
-    "rds",
-    "s3",
-    "secretsmanager",
-    "sns",
-    "sts",
-    "wafv2",
-)
+def test_dev_apply_replan_destroy(dev_apply_cycle: Future[Any], tmp_path: Path) -> None:
+    result = dev_apply_cycle.result(timeout=900)
+    print(f"moto cycle timings (s): {result.seconds}")
+    assert result.error is None, result.error
+    assert result.live_check_error is None, result.live_check_error
 
-# Toggles moto forces off: the ALB's HTTPS listener needs an issued ACM certificate
-# and WAFv2 managed rule groups, neither of which moto provides; moto's GuardDuty has
-# detectors but no detector features.
-MOTO_VARIABLES = {
-    "enable_edge": False,
-    "enable_waf": False,
-    "enable_guardduty": False,
-}
-
-
-# Attributes moto does not read back as AWS does. Without these, the re-plan after
-# apply would show changes that come from the emulator, not from the configuration;
-# they are written as `_override.tf` files into the copied modules only.
-MOTO_ROUND_TRIP_GAPS = {
-    "data": {
-        # ListTagsForStream returns only part of the tags given to CreateStream.
-        ("aws_kinesis_stream", "ingest"): ["tags", "tags_all"],
-        # DescribeDBClusters reports a serverless v1 scaling configuration for provisioned clusters.
-        ("aws_rds_cluster", "this"): ["scaling_configuration"],
-        # DescribeDBInstances does not report Performance Insights settings.
-        ("aws_rds_cluster_instance", "this"): [
-            "performance_insights_enabled",
-            "performance_insights_kms_key_id",
-            "performance_insights_retention_period",
-        ],
-    },
-    "eks": {
-        # DescribeNodegroup invents a remote_access block (ssh key "eksKeypair") and drops update_config.
-        ("aws_eks_node_group", "this"): [
-            "remote_access",
-            "update_config",
-            "scaling_config[0].desired_size",
-        ],
-        # DescribeLaunchTemplateVersions adds a "launch-template" tag specification.
-        ("aws_launch_template", "node"): ["tag_specifications"],
-    },
-    "security-groups": {
-        # DescribeSecurityGroupRules returns "<account>/sg-..." references and drops descriptions.
-        ("aws_vpc_security_group_ingress_rule", "this"): [
-            "referenced_security_group_id",
-            "description",
-        ],
-        ("aws_vpc_security_group_egress_rule", "this"): [
-            "referenced_security_group_id",
-            "description",
-        ],
-    },
-    "s3-bucket": {
-        # GetBucketLogging omits TargetObjectKeyFormat; GetBucketNotificationConfiguration
-        # omits EventBridgeConfiguration.
-        ("aws_s3_bucket_logging", "this"): ["target_object_key_format"],
-        ("aws_s3_bucket_notification", "this"): ["eventbridge"],
-    },
-    "observability": {
-        # GetTrail returns the topic ARN where AWS returns its name.
-        ("aws_cloudtrail", "this"): ["sns_topic_name"],
-    },
-}
-
-
-def _round_trip_overrides(modules_dir: Path) -> None:
-    for module, resources in MOTO_ROUND_TRIP_GAPS.items():
-        blocks = [
-            f'resource "{rtype}" "{name}" {{\n'
-            f"  lifecycle {{\n    ignore_changes = [{', '.join(attrs)}]\n  }}\n}}\n"
-            for (rtype, name), attrs in resources.items()
-        ]
-        (modules_dir / module / "moto_override.tf").write_text("\n".join(blocks))
-
-
-def _provider_override(endpoint: str) -> str:
-    endpoints = "\n".join(f'    {service} = "{endpoint}"' for service in SERVICES)
-    providers = []
-    for alias, region in ((None, REGION), ("replica", REPLICA_REGION)):
-        alias_line = f'  alias = "{alias}"\n' if alias else ""
-        providers.append(
-            'provider "aws" {\n'
-            f"{alias_line}"
-            f'  region                      = "{region}"\n'
-            '  access_key                  = "testing"\n'
-            '  secret_key                  = "testing"\n'
-            "  skip_credentials_validation = true\n"
-            "  skip_requesting_account_id  = true\n"
-            "  skip_metadata_api_check     = true\n"
-            "  skip_region_validation      = true\n"
-            "  s3_use_path_style           = true\n"
-            "  endpoints {\n"
-            f"{endpoints}\n"
-            "  }\n"
-            "}\n"
-        )
-    backend = 'terraform {\n  backend "local" {}\n}\n'
-    return backend + "\n" + "\n".join(providers)
-
-
-@pytest.fixture
-def dev_env(tf: ModuleType, tf_env: dict[str, str], moto_endpoint: str, tmp_path: Path) -> Path:
-    """A copy of envs/dev pointed at moto, with a local backend."""
-    tree = tf.copy_tree(tmp_path / "terraform")
-    env_dir = tree / "envs" / "dev"
-    (env_dir / "moto_override.tf").write_text(_provider_override(moto_endpoint))
-    (env_dir / "moto.auto.tfvars.json").write_text(json.dumps(MOTO_VARIABLES, indent=2))
-    _round_trip_overrides(tree / "modules")
-    return env_dir
-
-
-def _aws_env(tf_env: dict[str, str]) -> dict[str, str]:
-    return {
-        **tf_env,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_EC2_METADATA_DISABLED": "true",
+    outputs = result.outputs
+    config = config_from_outputs(outputs)
+    assert config["profile"] == "aws"
+    assert config["aws"] == {"region": "us-east-1"}
+    assert config["storage"]["raw_uri"] == "s3://mlops-kit-dev-raw-123456789012/raw"
+    assert (
+        config["storage"]["quarantine_uri"]
+        == "s3://mlops-kit-dev-processed-123456789012/quarantine"
+    )
+    assert config["stream"] == {"backend": "kinesis", "stream_name": "mlops-kit-dev-ingest"}
+    assert config["features"] == {
+        "online_store": "dynamodb",
+        "dynamodb_table": "mlops-kit-dev-features",
     }
-
-
-def test_dev_apply_replan_destroy(
-    tf: ModuleType,
-    terraform_bin: str,
-    tf_env: dict[str, str],
-    moto_endpoint: str,
-    dev_env: Path,
-    tmp_path: Path,
-) -> None:
-    from mlops_kit.platform.terraform import config_from_outputs, write_config
-
-    env = _aws_env(tf_env)
-    tf.run(terraform_bin, ["init", "-input=false", "-no-color"], dev_env, env, timeout=120)
-    applied = False
-    try:
-        tf.run(
-            terraform_bin,
-            ["apply", "-auto-approve", "-input=false", "-no-color"],
-            dev_env,
-            env,
-            timeout=420,
-        )
-        applied = True
-
-        outputs = json.loads(tf.run(terraform_bin, ["output", "-json"], dev_env, env).stdout)
-        config = config_from_outputs(outputs)
-        assert config["profile"] == "aws"
-        assert config["storage"]["raw_uri"] == "s3://mlops-kit-dev-raw-123456789012/raw"
-        assert config["stream"] == {"backend": "kinesis", "stream_name": "mlops-kit-dev-ingest"}
-        assert config["features"]["dynamodb_table"] == "mlops-kit-dev-features"
-        assert config["cluster"]["name"] == "mlops-kit-dev"
-        assert set(config["cluster"]["service_account_roles"]) == {
-            "api",
-            "inference",
-            "data_pipeline",
-            "training",
-            "pipelines",
-        }
-        assert config["warehouse"]["url"].startswith("postgresql+psycopg://mlops_admin@")
-        assert config["warehouse"]["secret_arn"].startswith("arn:aws:secretsmanager:")
-        assert set(config["images"]) == {"training", "serving", "pipeline"}
-        written = write_config(outputs, tmp_path / "mlops_kit.yaml")
-        assert written == config
-
-        _check_live_resources(moto_endpoint, outputs)
-
-        plan = tf.run(
-            terraform_bin,
-            ["plan", "-detailed-exitcode", "-input=false", "-no-color"],
-            dev_env,
-            env,
-            timeout=300,
-            check=False,
-        )
-        assert plan.returncode == 0, (
-            f"re-plan after apply is not empty:\n{plan.stdout[-6000:]}\n{plan.stderr[-4000:]}"
-        )
-    finally:
-        if applied:
-            tf.run(
-                terraform_bin,
-                ["destroy", "-auto-approve", "-input=false", "-no-color"],
-                dev_env,
-                env,
-                timeout=420,
-            )
-            left = tf.run(terraform_bin, ["state", "list"], dev_env, env).stdout.split()
-            assert left == [], f"destroy left resources in state: {left}"
-
-
-def _check_live_resources(endpoint: str, outputs: dict) -> None:
-    """Read back, through the AWS APIs, what the module tests assert on the plan."""
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
-    ec2 = session.client("ec2", endpoint_url=endpoint)
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["mlops-kit-dev"]}])["Vpcs"]
-    assert [v["CidrBlock"] for v in vpcs] == ["10.0.0.0/16"]
-    vpc_id = vpcs[0]["VpcId"]
-    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
-    assert sorted(s["CidrBlock"] for s in subnets) == sorted(
-        [
-            "10.0.1.0/24",
-            "10.0.2.0/24",
-            "10.0.10.0/24",
-            "10.0.11.0/24",
-            "10.0.20.0/24",
-            "10.0.21.0/24",
-        ]
-    )
-
-    groups = {
-        g["GroupName"]: g["GroupId"]
-        for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])[
-            "SecurityGroups"
-        ]
+    assert config["cluster"]["name"] == "mlops-kit-dev"
+    assert set(config["cluster"]["service_account_roles"]) == {
+        "api",
+        "inference",
+        "data_pipeline",
+        "training",
+        "pipelines",
     }
-    rules = ec2.describe_security_group_rules(
-        Filters=[
-            {
-                "Name": "group-id",
-                "Values": [groups["mlops-kit-dev-alb"], groups["mlops-kit-dev-database"]],
-            }
-        ]
-    )["SecurityGroupRules"]
-    ingress = sorted(
-        (r["GroupId"], r["FromPort"], r.get("CidrIpv4") or r["ReferencedGroupInfo"]["GroupId"])
-        for r in rules
-        if not r["IsEgress"]
+    assert all(
+        arn.startswith("arn:aws:iam::123456789012:role/")
+        for arn in config["cluster"]["service_account_roles"].values()
     )
-    assert ingress == sorted(
-        [
-            (groups["mlops-kit-dev-alb"], 443, "0.0.0.0/0"),
-            (groups["mlops-kit-dev-database"], 5432, groups["mlops-kit-dev-eks-node"]),
-        ]
+    assert config["warehouse"]["url"].startswith("postgresql+psycopg://mlops_admin@")
+    assert config["warehouse"]["url"].endswith(":5432/mlops")
+    assert config["warehouse"]["secret_arn"].startswith(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
     )
+    assert set(config["images"]) == {"training", "serving", "pipeline"}
+    assert config["images"]["training"].endswith("/mlops-kit-dev/training")
+    assert write_config(outputs, tmp_path / "mlops_kit.yaml") == config
 
-    s3 = session.client("s3", endpoint_url=endpoint)
-    for name in (
-        "raw_bucket_name",
-        "processed_bucket_name",
-        "models_bucket_name",
-        "artifacts_bucket_name",
-    ):
-        bucket = outputs[name]["value"]
-        sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][
-            0
-        ]
-        assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-        pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-        assert all(pab.values())
-
-    iam = session.client("iam", endpoint_url=endpoint)
-    api_role = outputs["service_account_role_arns"]["value"]["api"].rsplit("/", 1)[1]
-    trust = iam.get_role(RoleName=api_role)["Role"]["AssumeRolePolicyDocument"]
-    if isinstance(trust, str):
-        trust = json.loads(trust)
-    conditions = trust["Statement"][0]["Condition"]["StringEquals"]
-    assert "system:serviceaccount:production:api" in conditions.values()
+    assert result.plan_returncode == 0, f"re-plan after apply is not empty:\n{result.plan_output}"
+    assert result.state_left == [], f"destroy left resources in state: {result.state_left}"

@@ -34,15 +34,15 @@ def find_terraform() -> str | None:
     return shutil.which("terraform")
 
 
-def find_plugin_mirror() -> Path | None:
-    """Return a filesystem mirror holding the hashicorp/aws provider, or None.
+def mirror_candidates() -> list[str]:
+    """Where a provider mirror is looked for: ``$MLOPS_KIT_TF_PLUGIN_MIRROR``, else the usual places."""
+    configured = os.environ.get(MIRROR_ENV_VAR)
+    return [configured] if configured else list(DEFAULT_MIRRORS)
 
-    ``MLOPS_KIT_TF_PLUGIN_MIRROR`` wins; otherwise the usual locations are searched.
-    """
-    candidates = (
-        [os.environ[MIRROR_ENV_VAR]] if os.environ.get(MIRROR_ENV_VAR) else list(DEFAULT_MIRRORS)
-    )
-    for candidate in candidates:
+
+def find_plugin_mirror() -> Path | None:
+    """Return a filesystem mirror holding the hashicorp/aws provider, or None."""
+    for candidate in mirror_candidates():
         path = Path(candidate)
         provider_dir = path / AWS_PROVIDER_PATH
         if provider_dir.is_dir() and any(provider_dir.iterdir()):

@@ -15,7 +15,7 @@ variable "description" {
 
 variable "policy_statements" {
   description = "Extra key-policy statements (objects in IAM JSON shape), for example service principals that encrypt with the key. The account root always administers the key."
-  type        = list(any)
+  type        = any
   default     = []
 }
 

@@ -2,13 +2,12 @@ data "aws_partition" "current" {}
 
 locals {
   bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket_name}"
-  use_kms    = var.kms_key_arn != null
 
   tls_statements = [
     {
       Sid       = "DenyInsecureTransport"
       Effect    = "Deny"
-      Principal = "*"
+      Principal = { AWS = "*" }
       Action    = "s3:*"
       Resource  = [local.bucket_arn, "${local.bucket_arn}/*"]
       Condition = { Bool = { "aws:SecureTransport" = "false" } }
@@ -16,7 +15,7 @@ locals {
     {
       Sid       = "DenyOutdatedTLS"
       Effect    = "Deny"
-      Principal = "*"
+      Principal = { AWS = "*" }
       Action    = "s3:*"
       Resource  = [local.bucket_arn, "${local.bucket_arn}/*"]
       Condition = { NumericLessThan = { "s3:TlsVersion" = "1.2" } }
@@ -67,10 +66,10 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 
   rule {
     apply_server_side_encryption_by_default {
-      sse_algorithm     = local.use_kms ? "aws:kms" : "AES256"
+      sse_algorithm     = "aws:kms"
       kms_master_key_id = var.kms_key_arn
     }
-    bucket_key_enabled = local.use_kms
+    bucket_key_enabled = true
   }
 }
 
@@ -131,11 +130,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 }
 
 resource "aws_s3_bucket_logging" "this" {
-  count = var.access_log_bucket == null ? 0 : 1
-
   bucket        = aws_s3_bucket.this.id
   target_bucket = var.access_log_bucket
-  target_prefix = "s3/${var.bucket_name}/"
+  target_prefix = "s3/"
+
+  # Keys become s3/<account>/<region>/<bucket>/<yyyy>/<mm>/<dd>/..., one tree per source bucket.
+  target_object_key_format {
+    partitioned_prefix {
+      partition_date_source = "EventTime"
+    }
+  }
 }
 
 resource "aws_s3_bucket_notification" "this" {
@@ -191,7 +195,7 @@ resource "aws_iam_role_policy" "replication" {
         Sid      = "DecryptSource"
         Effect   = "Allow"
         Action   = ["kms:Decrypt"]
-        Resource = compact([var.kms_key_arn])
+        Resource = [var.kms_key_arn]
       },
       {
         Sid      = "EncryptReplica"

@@ -9,14 +9,13 @@ variable "bucket_name" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key for default SSE-KMS encryption. Null selects SSE-S3, which only log-delivery targets should use (S3 server access logs and ALB logs cannot be delivered to SSE-KMS buckets)."
+  description = "KMS key for default SSE-KMS encryption of every object."
   type        = string
-  default     = null
 }
 
 variable "policy_statements" {
   description = "Extra bucket-policy statements (IAM JSON shape). TLS-only statements are always present."
-  type        = list(any)
+  type        = any
   default     = []
 }
 
@@ -42,9 +41,8 @@ variable "lifecycle_rules" {
 }
 
 variable "access_log_bucket" {
-  description = "Name of the bucket that receives S3 server access logs (prefix `s3/<bucket>/`). Null disables access logging, which only the log bucket itself should do."
+  description = "Name of the bucket (same region, see the log-bucket module) receiving S3 server access logs under `s3/<account>/<region>/<bucket>/` (partitioned by event date)."
   type        = string
-  default     = null
 }
 
 variable "eventbridge_notifications" {

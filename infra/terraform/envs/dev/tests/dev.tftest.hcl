@@ -1,0 +1,66 @@
+mock_provider "aws" {
+  source = "../../testing/aws"
+}
+
+mock_provider "aws" {
+  alias  = "replica"
+  source = "../../testing/aws"
+}
+
+variables {
+  certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+}
+
+run "dev_environment" {
+  command = plan
+
+  assert {
+    condition = (
+      output.raw_bucket_name == "mlops-kit-dev-raw-123456789012" &&
+      output.processed_bucket_name == "mlops-kit-dev-processed-123456789012" &&
+      output.models_bucket_name == "mlops-kit-dev-models-123456789012" &&
+      output.artifacts_bucket_name == "mlops-kit-dev-artifacts-123456789012"
+    )
+    error_message = "Bucket outputs must name the dev buckets."
+  }
+
+  assert {
+    condition     = output.cluster_name == "mlops-kit-dev" && output.feature_table_name == "mlops-kit-dev-features" && output.kinesis_stream_name == "mlops-kit-dev-ingest"
+    error_message = "Cluster, table and stream outputs must name the dev resources."
+  }
+
+  assert {
+    condition     = toset(keys(output.service_account_role_arns)) == toset(["api", "inference", "data_pipeline", "training", "pipelines"])
+    error_message = "Every workload needs its IRSA role ARN in the outputs."
+  }
+
+  assert {
+    condition     = toset(keys(output.ecr_repository_urls)) == toset(["training", "serving", "pipeline"])
+    error_message = "The training, serving and pipeline repository URLs must be in the outputs."
+  }
+
+  assert {
+    condition     = output.gpu_node_label == "mlops-kit/accelerator=nvidia-gpu" && output.gpu_taint == "nvidia.com/gpu=present:NoSchedule"
+    error_message = "GPU label and taint outputs must match what the training launcher uses."
+  }
+
+  assert {
+    condition     = output.aurora_database_name == "mlops" && output.aurora_master_username == "mlops_admin"
+    error_message = "Warehouse outputs must be present."
+  }
+
+  assert {
+    condition     = length(module.platform.nat_gateway_ids) == 1
+    error_message = "dev runs 1 NAT gateway(s)."
+  }
+
+  assert {
+    condition     = length(module.platform.replica_bucket_names) == 0
+    error_message = "Cross-region replication does not match the dev environment."
+  }
+
+  assert {
+    condition     = toset(keys(module.platform.node_group_names)) == toset(["general", "compute", "gpu"])
+    error_message = "The general, compute and GPU node groups must exist."
+  }
+}
