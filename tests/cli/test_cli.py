@@ -136,6 +136,11 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     assert features["missing"] == ["dev-unknown"]
     known = [r for r in features["rows"] if r["device_id"] != "dev-unknown"]
     assert known and all(r["temperature_mean_1h"] is not None for r in known)
+    # the training leg: a model above 0.8 ROC-AUC, exported behind the parity gate, logged
+    training = summary["training"]
+    assert training["metrics"]["val_roc_auc"] > 0.8
+    assert training["export"]["parity_passed"] is True
+    assert training["metrics"]["mlflow_run_id"]
 
 
 def test_ingest_api_and_stream_commands(home: Path) -> None:

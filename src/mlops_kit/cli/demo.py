@@ -21,6 +21,7 @@ def run_demo(
     bad_rate: float = 0.04,
     fresh: bool = True,
     with_features: bool = True,
+    with_training: bool = True,
 ) -> dict[str, Any]:
     """Generate a fleet's readings, ingest them three ways, run the ETL, show the result.
 
@@ -208,6 +209,19 @@ def run_demo(
             console.print(ftable)
             if features["missing"]:
                 console.print(f"unknown devices come back as explicit nulls: {features['missing']}")
+    # 6. training: point-in-time training set -> train -> ONNX behind the parity gate -> MLflow
+    trained = None
+    if features is not None and with_training:
+        from mlops_kit._lazy import is_installed
+
+        missing = [m for m in ("torch", "mlflow", "onnxruntime") if not is_installed(m)]
+        if missing:
+            console.print(
+                f"training skipped: {', '.join(missing)} not installed "
+                "(pip install 'mlops-kit[torch,onnx,mlflow]')"
+            )
+        else:
+            trained = _train(settings, console)
     console.rule(f"done in {time.perf_counter() - t0:.1f}s")
     return {
         "result": result,
@@ -217,4 +231,50 @@ def run_demo(
         "api_records": api.records,
         "stream_records": stream.records_landed,
         "features": features,
+        "training": trained,
     }
+
+
+def _train(settings: Any, console: Console) -> dict[str, Any]:
+    import logging
+    import warnings
+
+    import mlflow  # noqa: F401 - configures its loggers on import; quieten them after
+
+    from mlops_kit.cli.demo_training import train_and_export
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with (
+        console.status("training: training set -> train -> ONNX export with parity -> MLflow"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        out = train_and_export(settings)
+    acc = out["training_set"]["accounting"]
+    m, e = out["metrics"], out["export"]
+    console.print(
+        f"training set (point-in-time, {out['training_set'].get('service', 'feature service')}): "
+        f"{acc['rows_out']:,} rows ({acc['complete']:,} complete, {acc['kept_with_nulls']:,} "
+        f"kept with null features, {acc['dropped']:,} dropped)"
+    )
+    table = Table(title="model: failure MLP, validation on the latest 20% of time")
+    for col in (
+        "ROC-AUC",
+        "PR-AUC",
+        "F1",
+        "best epoch",
+        "ONNX parity (max abs diff)",
+        "MLflow run",
+    ):
+        table.add_column(col)
+    table.add_row(
+        f"{m['val_roc_auc']:.3f}",
+        f"{m['val_pr_auc']:.3f}",
+        f"{m['val_f1']:.3f}",
+        str(m["best_epoch"]),
+        f"{'passed' if e['parity_passed'] else 'FAILED'} ({e['max_abs_diff']:.1e} <= {e['atol']:.0e})",
+        str(m.get("mlflow_run_id", "-"))[:12],
+    )
+    console.print(table)
+    return out
