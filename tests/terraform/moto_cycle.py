@@ -285,10 +285,53 @@ def check_live_resources(endpoint: str, outputs: dict) -> None:
         pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
         assert all(pab.values())
 
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    prefix = outputs["feature_table_prefix"]["value"]
+    tables = outputs["feature_table_names"]["value"]
+    assert tables == {view: f"{prefix}.{view}" for view in ("device_hourly", "device_daily")}
+    table_arns = set()
+    for table in tables.values():
+        desc = dynamodb.describe_table(TableName=table)["Table"]
+        assert desc["KeySchema"] == [{"AttributeName": "entity_id", "KeyType": "HASH"}]
+        assert desc["AttributeDefinitions"] == [
+            {"AttributeName": "entity_id", "AttributeType": "S"}
+        ]
+        assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert desc["SSEDescription"]["SSEType"] == "KMS"
+        backups = dynamodb.describe_continuous_backups(TableName=table)
+        pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+        table_arns.add(desc["TableArn"])
+
     iam = session.client("iam", endpoint_url=endpoint)
-    api_role = outputs["service_account_role_arns"]["value"]["api"].rsplit("/", 1)[1]
-    trust = iam.get_role(RoleName=api_role)["Role"]["AssumeRolePolicyDocument"]
+    roles = {
+        w: arn.rsplit("/", 1)[1] for w, arn in outputs["service_account_role_arns"]["value"].items()
+    }
+    trust = iam.get_role(RoleName=roles["api"])["Role"]["AssumeRolePolicyDocument"]
     if isinstance(trust, str):
         trust = json.loads(trust)
     conditions = trust["Statement"][0]["Condition"]["StringEquals"]
     assert "system:serviceaccount:production:api" in conditions.values()
+
+    # The feature statements of the IRSA policies name exactly the feature tables.
+    expected = {
+        "api": {"ReadFeatures"},
+        "inference": {"ReadFeatures"},
+        "training": {"ReadFeatures"},
+        "data_pipeline": {"WriteFeatures"},
+        "pipelines": set(),
+    }
+    for workload, sids in expected.items():
+        statements = []
+        for policy in iam.list_role_policies(RoleName=roles[workload])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=roles[workload], PolicyName=policy)[
+                "PolicyDocument"
+            ]
+            if isinstance(document, str):
+                document = json.loads(document)
+            statements += document["Statement"]
+        features = [s for s in statements if s.get("Sid") in {"ReadFeatures", "WriteFeatures"}]
+        assert {s["Sid"] for s in features} == sids, workload
+        for s in features:
+            resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            assert set(resources) == table_arns, (workload, resources)

@@ -38,6 +38,10 @@ def test_dev_apply_replan_destroy(dev_apply_cycle: Future[Any], tmp_path: Path) 
         "online_store": "dynamodb",
         "dynamodb_table": "mlops-kit-dev-features",
     }
+    assert outputs["feature_table_names"]["value"] == {
+        "device_hourly": "mlops-kit-dev-features.device_hourly",
+        "device_daily": "mlops-kit-dev-features.device_daily",
+    }
     assert config["cluster"]["name"] == "mlops-kit-dev"
     assert set(config["cluster"]["service_account_roles"]) == {
         "api",

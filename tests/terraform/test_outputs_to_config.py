@@ -20,7 +20,8 @@ from mlops_kit.platform.terraform import (
 )
 
 FIXTURE = Path(__file__).with_name("fixtures") / "outputs.json"
-ENVS_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform" / "envs"
+TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform"
+ENVS_DIR = TERRAFORM_DIR / "envs"
 ACCOUNT = "123456789012"
 
 EXPECTED = {
@@ -167,6 +168,35 @@ def test_every_env_declares_the_outputs(env: str) -> None:
         re.findall(r'^output "(\w+)"', (ENVS_DIR / env / "outputs.tf").read_text(), re.MULTILINE)
     )
     assert set(REQUIRED_OUTPUTS) <= declared, sorted(set(REQUIRED_OUTPUTS) - declared)
+    assert "feature_table_names" in declared
+
+
+def test_dynamodb_table_is_the_prefix_of_the_terraform_tables(
+    outputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feast, configured from the outputs, names exactly the tables Terraform created."""
+    from mlops_kit.config import Settings
+    from mlops_kit.features.catalog import VIEWS
+    from mlops_kit.features.config import repo_config_dict
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLOPS_KIT_CONFIG", raising=False)
+    settings = Settings(**config_from_outputs(outputs))
+    template = repo_config_dict(settings)["online_store"]["table_name_template"]
+    feast_tables = {view: template.format(table_name=view) for view in VIEWS}
+    assert feast_tables == outputs["feature_table_names"]["value"]
+
+
+def test_terraform_feature_views_match_the_catalog() -> None:
+    """The data module's default feature_views are the catalog's views: one table each."""
+    from mlops_kit.features.catalog import VIEWS
+
+    variables = (TERRAFORM_DIR / "modules" / "data" / "variables.tf").read_text()
+    block = re.search(r'variable "feature_views" \{.*?^\}', variables, re.MULTILINE | re.DOTALL)
+    assert block, "modules/data/variables.tf must declare feature_views"
+    default = re.search(r"^\s*default\s*=\s*(\[.*?\])", block.group(0), re.MULTILINE)
+    assert default, "feature_views needs a default"
+    assert json.loads(default.group(1)) == list(VIEWS)
 
 
 def test_module_imports_stay_light() -> None:

@@ -25,7 +25,7 @@ SCALAR_OUTPUTS: tuple[str, ...] = (
     "models_bucket_name",
     "artifacts_bucket_name",
     "kinesis_stream_name",
-    "feature_table_name",
+    "feature_table_prefix",
     "aurora_writer_endpoint",
     "aurora_database_name",
     "aurora_master_username",
@@ -120,7 +120,9 @@ def config_from_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
             ),
             "secret_arn": out["aurora_master_secret_arn"],
         },
-        "features": {"online_store": "dynamodb", "dynamodb_table": out["feature_table_name"]},
+        # Feast's DynamoDB online store treats dynamodb_table as the prefix of its tables
+        # ("<prefix>.<view>"); Terraform creates exactly those tables (feature_table_names).
+        "features": {"online_store": "dynamodb", "dynamodb_table": out["feature_table_prefix"]},
         "cluster": {
             "name": out["cluster_name"],
             "service_account_roles": roles,

@@ -31,9 +31,14 @@ output "kinesis_stream_name" {
   value       = module.platform.stream_name
 }
 
-output "feature_table_name" {
-  description = "DynamoDB feature-store table."
-  value       = module.platform.feature_table_name
+output "feature_table_prefix" {
+  description = "Prefix of the DynamoDB feature tables, one per feature view (`<prefix>.<view>`): Feast's table_name_template prefix."
+  value       = module.platform.feature_table_prefix
+}
+
+output "feature_table_names" {
+  description = "DynamoDB feature table name by feature view."
+  value       = module.platform.feature_table_names
 }
 
 output "aurora_writer_endpoint" {

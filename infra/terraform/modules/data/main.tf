@@ -13,6 +13,8 @@ locals {
   }
   aurora_log_group = "/aws/rds/cluster/${var.name}-aurora/postgresql"
 
+  feature_table_prefix = "${var.name}-features"
+
   replicated = var.replication_enabled ? toset(var.replicated_buckets) : toset([])
 }
 
@@ -93,8 +95,13 @@ module "replica_bucket" {
 
 # ------------------------------------------------------------- DynamoDB
 
+# One table per Feast feature view, named as Feast's DynamoDB online store
+# expects them: "<prefix>.<view>" with hash key entity_id (S). Terraform owns
+# the tables, so the workloads need no dynamodb:CreateTable.
 resource "aws_dynamodb_table" "features" {
-  name                        = "${var.name}-features"
+  for_each = toset(var.feature_views)
+
+  name                        = "${local.feature_table_prefix}.${each.key}"
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = "entity_id"
   deletion_protection_enabled = var.deletion_protection
@@ -113,7 +120,7 @@ resource "aws_dynamodb_table" "features" {
     kms_key_arn = module.kms.key_arn
   }
 
-  tags = local.tags
+  tags = merge(local.tags, { "mlops-kit/feature-view" = each.key })
 }
 
 # -------------------------------------------------------------- Kinesis

@@ -1,5 +1,5 @@
 output "kms_key_arn" {
-  description = "KMS key of the buckets, table, stream, database and its secret."
+  description = "KMS key of the buckets, feature tables, stream, database and its secret."
   value       = module.kms.key_arn
 }
 
@@ -23,14 +23,19 @@ output "log_bucket_name" {
   value       = module.log_bucket.bucket_name
 }
 
-output "feature_table_name" {
-  description = "Name of the DynamoDB feature-store table."
-  value       = aws_dynamodb_table.features.name
+output "feature_table_prefix" {
+  description = "Prefix of the DynamoDB feature tables (`<prefix>.<view>`): the value of mlops_kit's `features.dynamodb_table`."
+  value       = local.feature_table_prefix
 }
 
-output "feature_table_arn" {
-  description = "ARN of the DynamoDB feature-store table."
-  value       = aws_dynamodb_table.features.arn
+output "feature_table_names" {
+  description = "DynamoDB feature table name by feature view."
+  value       = { for view, t in aws_dynamodb_table.features : view => t.name }
+}
+
+output "feature_table_arns" {
+  description = "ARNs of the DynamoDB feature tables, one per feature view."
+  value       = [for t in values(aws_dynamodb_table.features) : t.arn]
 }
 
 output "stream_name" {

@@ -52,8 +52,24 @@ variable "aurora" {
   }
 }
 
+variable "feature_views" {
+  description = "Feast feature views with an online table: one DynamoDB table `<name>-features.<view>` each (Feast's `table_name_template` with `features.dynamodb_table = <name>-features`). Keep in step with mlops_kit.features.catalog.VIEWS."
+  type        = list(string)
+  default     = ["device_hourly", "device_daily"]
+
+  validation {
+    condition     = length(var.feature_views) > 0
+    error_message = "feature_views must name at least one feature view."
+  }
+
+  validation {
+    condition     = alltrue([for v in var.feature_views : can(regex("^[a-z0-9_]+$", v))])
+    error_message = "Feature view names hold only lowercase letters, digits and '_'."
+  }
+}
+
 variable "deletion_protection" {
-  description = "Protect the Aurora cluster and the feature table from deletion."
+  description = "Protect the Aurora cluster and the feature tables from deletion."
   type        = bool
   default     = true
 }

@@ -245,18 +245,18 @@ locals {
   # What each workload may touch; every statement names its resources.
   workload_statements = {
     api = concat(local.s3_statements["api"], [
-      { Sid = "ReadFeatures", Effect = "Allow", Action = local.ddb_read, Resource = [var.feature_table_arn] },
+      { Sid = "ReadFeatures", Effect = "Allow", Action = local.ddb_read, Resource = var.feature_table_arns },
     ])
     inference = concat(local.s3_statements["inference"], [
-      { Sid = "ReadFeatures", Effect = "Allow", Action = local.ddb_read, Resource = [var.feature_table_arn] },
+      { Sid = "ReadFeatures", Effect = "Allow", Action = local.ddb_read, Resource = var.feature_table_arns },
     ])
     data_pipeline = concat(local.s3_statements["data_pipeline"], [
-      { Sid = "WriteFeatures", Effect = "Allow", Action = local.ddb_write, Resource = [var.feature_table_arn] },
+      { Sid = "WriteFeatures", Effect = "Allow", Action = local.ddb_write, Resource = var.feature_table_arns },
       { Sid = "ReadStream", Effect = "Allow", Action = local.kinesis_read, Resource = [var.stream_arn, "${var.stream_arn}/consumer/*"] },
       { Sid = "WarehouseCredentials", Effect = "Allow", Action = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], Resource = [var.database_secret_arn] },
     ])
     training = concat(local.s3_statements["training"], [
-      { Sid = "ReadFeatures", Effect = "Allow", Action = local.ddb_read, Resource = [var.feature_table_arn] },
+      { Sid = "ReadFeatures", Effect = "Allow", Action = local.ddb_read, Resource = var.feature_table_arns },
     ])
     pipelines = local.s3_statements["pipelines"]
   }

@@ -166,9 +166,19 @@ variable "workload_bucket_access" {
   }
 }
 
-variable "feature_table_arn" {
-  description = "ARN of the DynamoDB feature-store table."
-  type        = string
+variable "feature_table_arns" {
+  description = "ARNs of the DynamoDB feature tables (one per Feast feature view); the feature statements name exactly these tables."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.feature_table_arns) > 0
+    error_message = "feature_table_arns must name at least one table."
+  }
+
+  validation {
+    condition     = alltrue([for a in var.feature_table_arns : can(regex("^arn:[a-z-]+:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]+$", a))])
+    error_message = "Every entry must be a DynamoDB table ARN (no wildcards, no index or stream ARNs)."
+  }
 }
 
 variable "stream_arn" {
@@ -182,7 +192,7 @@ variable "database_secret_arn" {
 }
 
 variable "data_kms_key_arn" {
-  description = "KMS key encrypting the buckets, table and stream."
+  description = "KMS key encrypting the buckets, feature tables and stream."
   type        = string
 }
 

@@ -146,12 +146,12 @@ locals {
         description = "Stream consumers more than 10 minutes behind"
       }
     },
-    var.alarm_targets.feature_table_name == null ? {} : {
-      features-throttled = {
+    {
+      for view, table in var.alarm_targets.feature_table_names : "features-throttled-${view}" => {
         namespace   = "AWS/DynamoDB", metric = "ThrottledRequests", statistic = "Sum", threshold = 10
         comparison  = "GreaterThanThreshold", period = 300, evaluation_periods = 1
-        dimensions  = { TableName = var.alarm_targets.feature_table_name }
-        description = "Feature-store requests throttled"
+        dimensions  = { TableName = table }
+        description = "Feature-store requests throttled on ${table} (feature view ${view})"
       }
     },
     !var.enable_alb_alarms ? {} : {

@@ -28,11 +28,11 @@ variable "enable_alarms" {
 }
 
 variable "alarm_targets" {
-  description = "Resources watched by the alarms; null skips that resource's alarms."
+  description = "Resources watched by the alarms; null (or an empty map) skips that resource's alarms. feature_table_names maps each feature view to its DynamoDB table, one throttling alarm each."
   type = object({
     aurora_cluster_identifier = optional(string)
     stream_name               = optional(string)
-    feature_table_name        = optional(string)
+    feature_table_names       = optional(map(string), {})
     alb_arn_suffix            = optional(string)
   })
   default = {}

@@ -100,7 +100,7 @@ module "eks" {
   endpoint_public_access_cidrs = var.eks_public_access_cidrs
   node_groups                  = local.node_groups
   bucket_names                 = module.data.bucket_names
-  feature_table_arn            = module.data.feature_table_arn
+  feature_table_arns           = module.data.feature_table_arns
   stream_arn                   = module.data.stream_arn
   database_secret_arn          = module.data.aurora_master_secret_arn
   data_kms_key_arn             = module.data.kms_key_arn
@@ -137,7 +137,7 @@ module "observability" {
   alarm_targets = {
     aurora_cluster_identifier = module.data.aurora_cluster_identifier
     stream_name               = module.data.stream_name
-    feature_table_name        = module.data.feature_table_name
+    feature_table_names       = module.data.feature_table_names
     alb_arn_suffix            = try(module.edge[0].alb_arn_suffix, null)
   }
   cloudtrail_data_event_bucket_arns = values(module.data.bucket_arns)

@@ -8,9 +8,14 @@ output "bucket_names" {
   value       = module.data.bucket_names
 }
 
-output "feature_table_name" {
-  description = "DynamoDB feature-store table."
-  value       = module.data.feature_table_name
+output "feature_table_prefix" {
+  description = "Prefix of the DynamoDB feature tables (`<prefix>.<view>`), mlops_kit's `features.dynamodb_table`."
+  value       = module.data.feature_table_prefix
+}
+
+output "feature_table_names" {
+  description = "DynamoDB feature table name by feature view."
+  value       = module.data.feature_table_names
 }
 
 output "stream_name" {

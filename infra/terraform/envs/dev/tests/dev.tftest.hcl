@@ -25,8 +25,13 @@ run "dev_environment" {
   }
 
   assert {
-    condition     = output.cluster_name == "mlops-kit-dev" && output.feature_table_name == "mlops-kit-dev-features" && output.kinesis_stream_name == "mlops-kit-dev-ingest"
-    error_message = "Cluster, table and stream outputs must name the dev resources."
+    condition     = output.cluster_name == "mlops-kit-dev" && output.feature_table_prefix == "mlops-kit-dev-features" && output.kinesis_stream_name == "mlops-kit-dev-ingest"
+    error_message = "Cluster, feature table prefix and stream outputs must name the dev resources."
+  }
+
+  assert {
+    condition     = output.feature_table_names == { device_hourly = "mlops-kit-dev-features.device_hourly", device_daily = "mlops-kit-dev-features.device_daily" }
+    error_message = "Each feature view needs its table, named <prefix>.<view> as Feast's DynamoDB online store expects."
   }
 
   assert {

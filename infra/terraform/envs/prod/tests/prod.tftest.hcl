@@ -25,8 +25,13 @@ run "prod_environment" {
   }
 
   assert {
-    condition     = output.cluster_name == "mlops-kit-prod" && output.feature_table_name == "mlops-kit-prod-features" && output.kinesis_stream_name == "mlops-kit-prod-ingest"
-    error_message = "Cluster, table and stream outputs must name the prod resources."
+    condition     = output.cluster_name == "mlops-kit-prod" && output.feature_table_prefix == "mlops-kit-prod-features" && output.kinesis_stream_name == "mlops-kit-prod-ingest"
+    error_message = "Cluster, feature table prefix and stream outputs must name the prod resources."
+  }
+
+  assert {
+    condition     = output.feature_table_names == { device_hourly = "mlops-kit-prod-features.device_hourly", device_daily = "mlops-kit-prod-features.device_daily" }
+    error_message = "Each feature view needs its table, named <prefix>.<view> as Feast's DynamoDB online store expects."
   }
 
   assert {

@@ -25,8 +25,13 @@ run "staging_environment" {
   }
 
   assert {
-    condition     = output.cluster_name == "mlops-kit-staging" && output.feature_table_name == "mlops-kit-staging-features" && output.kinesis_stream_name == "mlops-kit-staging-ingest"
-    error_message = "Cluster, table and stream outputs must name the staging resources."
+    condition     = output.cluster_name == "mlops-kit-staging" && output.feature_table_prefix == "mlops-kit-staging-features" && output.kinesis_stream_name == "mlops-kit-staging-ingest"
+    error_message = "Cluster, feature table prefix and stream outputs must name the staging resources."
+  }
+
+  assert {
+    condition     = output.feature_table_names == { device_hourly = "mlops-kit-staging-features.device_hourly", device_daily = "mlops-kit-staging-features.device_daily" }
+    error_message = "Each feature view needs its table, named <prefix>.<view> as Feast's DynamoDB online store expects."
   }
 
   assert {

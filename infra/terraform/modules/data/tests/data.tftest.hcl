@@ -27,8 +27,8 @@ run "stores_are_encrypted" {
   }
 
   assert {
-    condition     = aws_dynamodb_table.features.server_side_encryption[0].enabled && aws_dynamodb_table.features.server_side_encryption[0].kms_key_arn == module.kms.key_arn
-    error_message = "The feature table must be encrypted with the data key."
+    condition     = length(aws_dynamodb_table.features) == 2 && alltrue([for t in aws_dynamodb_table.features : t.server_side_encryption[0].enabled && t.server_side_encryption[0].kms_key_arn == module.kms.key_arn])
+    error_message = "Every feature table must be encrypted with the data key."
   }
 
   assert {
@@ -117,10 +117,82 @@ run "database" {
     error_message = "Aurora must refuse connections without TLS."
   }
 
+}
+
+run "feature_tables" {
+  command = apply
+
   assert {
-    condition     = aws_dynamodb_table.features.billing_mode == "PAY_PER_REQUEST" && aws_dynamodb_table.features.point_in_time_recovery[0].enabled
-    error_message = "The feature table is on-demand with point-in-time recovery."
+    condition     = output.feature_table_prefix == "mlops-kit-test-features"
+    error_message = "The feature table prefix (mlops_kit's features.dynamodb_table) is <name>-features."
   }
+
+  assert {
+    condition     = output.feature_table_names == { device_hourly = "mlops-kit-test-features.device_hourly", device_daily = "mlops-kit-test-features.device_daily" }
+    error_message = "Each default feature view gets the table Feast names <prefix>.<view>."
+  }
+
+  assert {
+    condition     = alltrue([for t in aws_dynamodb_table.features : t.billing_mode == "PAY_PER_REQUEST" && t.point_in_time_recovery[0].enabled])
+    error_message = "Every feature table is on-demand with point-in-time recovery."
+  }
+
+  assert {
+    condition = alltrue([
+      for t in aws_dynamodb_table.features :
+      t.hash_key == "entity_id" && t.range_key == null && length(t.attribute) == 1 && one(t.attribute).name == "entity_id" && one(t.attribute).type == "S"
+    ])
+    error_message = "Every feature table has Feast's schema: hash key entity_id of type S, no range key."
+  }
+
+  assert {
+    condition     = alltrue([for t in aws_dynamodb_table.features : t.deletion_protection_enabled])
+    error_message = "Feature tables are protected from deletion by default."
+  }
+
+  assert {
+    condition     = length(output.feature_table_arns) == 2
+    error_message = "One ARN per feature table."
+  }
+}
+
+run "feature_views_configurable" {
+  command = plan
+
+  variables {
+    feature_views       = ["device_hourly", "device_daily", "site_weekly"]
+    deletion_protection = false
+  }
+
+  assert {
+    condition     = toset(values(output.feature_table_names)) == toset(["mlops-kit-test-features.device_hourly", "mlops-kit-test-features.device_daily", "mlops-kit-test-features.site_weekly"])
+    error_message = "Every listed feature view gets its own table."
+  }
+
+  assert {
+    condition     = alltrue([for t in aws_dynamodb_table.features : !t.deletion_protection_enabled])
+    error_message = "deletion_protection = false applies to every feature table."
+  }
+}
+
+run "feature_views_must_not_be_empty" {
+  command = plan
+
+  variables {
+    feature_views = []
+  }
+
+  expect_failures = [var.feature_views]
+}
+
+run "feature_view_names_are_validated" {
+  command = plan
+
+  variables {
+    feature_views = ["device_hourly", "Device-Daily"]
+  }
+
+  expect_failures = [var.feature_views]
 }
 
 run "replication" {

@@ -7,10 +7,13 @@ variables {
   subnet_ids                = ["subnet-a", "subnet-b"]
   cluster_security_group_id = "sg-cluster"
   node_security_group_id    = "sg-node"
-  feature_table_arn         = "arn:aws:dynamodb:us-east-1:123456789012:table/mlops-kit-test-features"
-  stream_arn                = "arn:aws:kinesis:us-east-1:123456789012:stream/mlops-kit-test-ingest"
-  database_secret_arn       = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-test"
-  data_kms_key_arn          = "arn:aws:kms:us-east-1:123456789012:key/data"
+  feature_table_arns = [
+    "arn:aws:dynamodb:us-east-1:123456789012:table/mlops-kit-test-features.device_hourly",
+    "arn:aws:dynamodb:us-east-1:123456789012:table/mlops-kit-test-features.device_daily",
+  ]
+  stream_arn          = "arn:aws:kinesis:us-east-1:123456789012:stream/mlops-kit-test-ingest"
+  database_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-test"
+  data_kms_key_arn    = "arn:aws:kms:us-east-1:123456789012:key/data"
   bucket_names = {
     raw       = "mlops-kit-test-raw-123456789012"
     processed = "mlops-kit-test-processed-123456789012"
@@ -182,10 +185,54 @@ run "least_privilege" {
   assert {
     condition = (
       length([for s in jsondecode(aws_iam_role_policy.irsa["api"].policy).Statement : s if startswith(s.Sid, "ReadObjects") || startswith(s.Sid, "WriteObjects")]) == 0 &&
-      flatten([for s in jsondecode(aws_iam_role_policy.irsa["api"].policy).Statement : s.Resource if s.Sid == "ReadFeatures"]) == ["arn:aws:dynamodb:us-east-1:123456789012:table/mlops-kit-test-features"]
+      toset(flatten([for s in jsondecode(aws_iam_role_policy.irsa["api"].policy).Statement : s.Resource if s.Sid == "ReadFeatures"])) == toset(var.feature_table_arns)
     )
     error_message = "The API reads features and touches no bucket."
   }
+
+  assert {
+    condition = alltrue([
+      for w in ["api", "inference", "training"] :
+      toset(flatten([for s in jsondecode(aws_iam_role_policy.irsa[w].policy).Statement : s.Resource if s.Sid == "ReadFeatures"])) == toset(var.feature_table_arns) &&
+      length([for s in jsondecode(aws_iam_role_policy.irsa[w].policy).Statement : s if s.Sid == "WriteFeatures"]) == 0
+    ])
+    error_message = "The API, inference and training read every feature table, and only those, and write none."
+  }
+
+  assert {
+    condition     = toset(flatten([for s in jsondecode(aws_iam_role_policy.irsa["data_pipeline"].policy).Statement : s.Resource if s.Sid == "WriteFeatures"])) == toset(var.feature_table_arns)
+    error_message = "The data pipeline writes every feature table, and only those."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for w, p in aws_iam_role_policy.irsa : [
+        for s in jsondecode(p.policy).Statement : [
+          for a in s.Action : !contains(["dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "dynamodb:*"], a)
+        ]
+      ]
+    ]))
+    error_message = "No workload may create, change or delete DynamoDB tables: Terraform owns them."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for w, p in aws_iam_role_policy.irsa : [
+        for s in jsondecode(p.policy).Statement : [for r in s.Resource : !strcontains(r, "*")] if startswith(s.Sid, "ReadFeatures") || startswith(s.Sid, "WriteFeatures")
+      ]
+    ]))
+    error_message = "Feature statements name tables, never a wildcard."
+  }
+}
+
+run "feature_table_arns_are_validated" {
+  command = plan
+
+  variables {
+    feature_table_arns = ["arn:aws:dynamodb:us-east-1:123456789012:table/*"]
+  }
+
+  expect_failures = [var.feature_table_arns]
 }
 
 run "public_endpoint_restricted" {

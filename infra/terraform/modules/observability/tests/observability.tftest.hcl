@@ -8,7 +8,10 @@ variables {
   alarm_targets = {
     aurora_cluster_identifier = "mlops-kit-test-aurora"
     stream_name               = "mlops-kit-test-ingest"
-    feature_table_name        = "mlops-kit-test-features"
+    feature_table_names = {
+      device_hourly = "mlops-kit-test-features.device_hourly"
+      device_daily  = "mlops-kit-test-features.device_daily"
+    }
   }
 }
 
@@ -41,8 +44,16 @@ run "everything_on" {
   }
 
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["aurora-cpu", "aurora-freeable-memory", "kinesis-iterator-age", "features-throttled"])
-    error_message = "Alarms watch Aurora, the stream and the feature table."
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["aurora-cpu", "aurora-freeable-memory", "kinesis-iterator-age", "features-throttled-device_hourly", "features-throttled-device_daily"])
+    error_message = "Alarms watch Aurora, the stream and every feature table."
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.this["features-throttled-device_hourly"].dimensions == tomap({ TableName = "mlops-kit-test-features.device_hourly" }) &&
+      aws_cloudwatch_metric_alarm.this["features-throttled-device_daily"].dimensions == tomap({ TableName = "mlops-kit-test-features.device_daily" })
+    )
+    error_message = "Each feature-table alarm watches its own table."
   }
 }
 
