@@ -44,6 +44,8 @@ test: lint typecheck unit  ## lint, type check and the whole test suite
 bench: install  ## benchmarks side by side with their baselines -> docs/benchmarks.md
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/inference.py
 
 clean:  ## remove the local state of demos (not the venv)
 	rm -rf .mlops_kit
