@@ -26,6 +26,15 @@ $(STAMP): requirements/lock.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv from the lock file
 
+# checkov pins packaging<24 and brings its own HCL parser: it lives in its own virtualenv
+CHECKOV_STAMP := .venv-checkov/.installed
+$(CHECKOV_STAMP): infra/terraform/requirements-checkov.txt
+	@test -x .venv-checkov/bin/python || $(PY) -m venv .venv-checkov
+	@echo "installing checkov into .venv-checkov"
+	@(.venv-checkov/bin/python -m pip --disable-pip-version-check -q install \
+		-r infra/terraform/requirements-checkov.txt 2>&1 | $(QUIET_PIP)) && touch $@ \
+		|| echo "checkov could not be installed; tests/terraform/test_checkov.py will say why"
+
 demo: install  ## run the pipeline end to end on the embedded default
 	$(BIN)/mlops-kit demo
 
@@ -36,7 +45,7 @@ lint: install  ## ruff check + format check
 typecheck: install  ## mypy over the library
 	$(BIN)/mypy
 
-unit: install  ## the test suite only
+unit: install $(CHECKOV_STAMP)  ## the test suite only
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit  ## lint, type check and the whole test suite

@@ -20,6 +20,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_MAX_ATTEMPTS"] = "1"
 os.environ.pop("AWS_PROFILE", None)
 os.environ["PIP_NO_INDEX"] = "1"
+# moto reads this when its IAM backend is created: set it before any test imports moto
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

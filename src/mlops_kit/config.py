@@ -200,6 +200,31 @@ class TrackingSettings(_Section):
     )
 
 
+class RegistrySettings(_Section):
+    """Model registry promotion (see docs/registry.md)."""
+
+    model_name: str = Field(
+        "device-failure",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Registered model name used when a command names none.",
+    )
+    policy: str | None = Field(
+        None, description="Promotion policy YAML file (default: the built-in policy)."
+    )
+    evaluation_uri: str | None = Field(
+        None, description="Fixed evaluation table (Parquet) promotions are scored on."
+    )
+    sagemaker_mirror: bool = Field(
+        False, description="Mirror versions and approvals to the SageMaker Model Registry."
+    )
+    serving_image: str | None = Field(
+        None, description="Inference image of the mirrored model packages (default images.serving)."
+    )
+    lock_ttl_s: float = Field(
+        120.0, gt=0, description="Lease of the promotion lock; an older lease counts as stale."
+    )
+
+
 class ClusterSettings(_Section):
     """The EKS cluster and its workload identities."""
 
@@ -240,6 +265,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
 

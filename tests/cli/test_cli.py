@@ -124,7 +124,7 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     from mlops_kit.config import load_settings
 
     with open(os.devnull, "w") as sink:
-        summary = run_demo(load_settings(), Console(file=sink), devices=6, days=2)
+        summary = run_demo(load_settings(), Console(file=sink), devices=10, days=3)
     result = summary["result"]
     assert summary["identity"] and summary["rerun"] == "noop"
     # every injected bad record is quarantined with its reason, and nothing else is
@@ -141,6 +141,10 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     assert training["metrics"]["val_roc_auc"] > 0.8
     assert training["export"]["parity_passed"] is True
     assert training["metrics"]["mlflow_run_id"]
+    # the registry leg: the run became champion after passing every gate and the approval
+    champion = summary["registry"]["champion"]
+    assert champion["accepted"] is True
+    assert champion["aliases"]["champion"] == champion["version"]
 
 
 def test_ingest_api_and_stream_commands(home: Path) -> None:

@@ -21,7 +21,12 @@ pytestmark = pytest.mark.kfp
 
 DATASET, METRICS, HTML = "system.Dataset", "system.Metrics", "system.HTML"
 MODEL = "system.Model"
-RUNTIME_MODULES = ("mlops_kit.components.runtime", "mlops_kit.components.training_runtime")
+RUNTIME_MODULES = (
+    "mlops_kit.components.runtime",
+    "mlops_kit.components.training_runtime",
+    "mlops_kit.components.registry_runtime",
+)
+CLASSIFICATION = "system.ClassificationMetrics"
 
 EXPECTED = {
     "ingest_files": ({}, {"landed": DATASET}),
@@ -43,6 +48,12 @@ EXPECTED = {
         {"model": MODEL, "validation": DATASET},
         {"onnx_model": MODEL, "metrics": METRICS},
     ),
+    "evaluate_model": (
+        {"onnx_model": MODEL, "evaluation": DATASET},
+        {"metrics": CLASSIFICATION, "scores": METRICS},
+    ),
+    "register_model": ({"onnx_model": MODEL}, {}),
+    "promote_model": ({"evaluation": DATASET}, {"report": METRICS}),
 }
 OPTIONAL_INPUTS = {"files_landed", "api_landed", "stream_landed", "labels", "validation"}
 

@@ -222,6 +222,10 @@ def run_demo(
             )
         else:
             trained = _train(settings, console)
+    # 7. registry: register the run, evaluate the gates, challenger -> approval -> champion
+    promoted = None
+    if trained is not None:
+        promoted = _promote(settings, console, trained)
     console.rule(f"done in {time.perf_counter() - t0:.1f}s")
     return {
         "result": result,
@@ -232,7 +236,32 @@ def run_demo(
         "stream_records": stream.records_landed,
         "features": features,
         "training": trained,
+        "registry": promoted,
     }
+
+
+def _promote(settings: Any, console: Console, trained: dict[str, Any]) -> dict[str, Any]:
+    import os
+    import warnings
+
+    from mlops_kit.cli.model import print_decision
+    from mlops_kit.registry import demo_policy, demo_step
+
+    with (
+        console.status("registry: register, evaluate the gates, promote"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        out = demo_step(
+            settings,
+            trained["export"]["mlflow_run_id"],
+            evaluation_uri=os.path.join(str(settings.home), "training", "training_set"),
+            policy=demo_policy(label_column="failure", split="validation"),
+        )
+    for key in ("challenger", "champion"):
+        if out.get(key):
+            print_decision(out[key], console)
+    return out
 
 
 def _train(settings: Any, console: Console) -> dict[str, Any]:

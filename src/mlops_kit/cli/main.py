@@ -17,6 +17,7 @@ from rich.table import Table
 
 from mlops_kit._version import __version__
 from mlops_kit.cli.features import features_app
+from mlops_kit.cli.model import model_app
 from mlops_kit.config import Settings
 from mlops_kit.errors import MlopsKitError
 
@@ -45,6 +46,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(etl_app, name="etl")
 app.add_typer(features_app, name="features")
+app.add_typer(model_app, name="model")
 pipelines_app = typer.Typer(help="Compile and submit Kubeflow pipelines.", no_args_is_help=True)
 app.add_typer(pipelines_app, name="pipelines")
 

@@ -12,7 +12,8 @@ Importing this package does not import kfp; the components are loaded on first a
 Catalogue: ``ingest_files``, ``ingest_api``, ``ingest_stream`` (:mod:`.ingest`) and
 ``transform``, ``quality_check``, ``load`` (:mod:`.etl`), and ``features_apply``,
 ``features_materialize``, ``features_training_set`` (:mod:`.features`), and ``train``,
-``launch_eks``, ``launch_sagemaker``, ``export_onnx`` (:mod:`.training`). Compile them all
+``launch_eks``, ``launch_sagemaker``, ``export_onnx`` (:mod:`.training`), and
+``evaluate_model``, ``register_model``, ``promote_model`` (:mod:`.registry`). Compile them all
 to YAML with ``python -m mlops_kit.components.compile``.
 """
 
@@ -37,6 +38,9 @@ COMPONENTS: dict[str, str] = {
     "launch_eks": "mlops_kit.components.training",
     "launch_sagemaker": "mlops_kit.components.training",
     "export_onnx": "mlops_kit.components.training",
+    "evaluate_model": "mlops_kit.components.registry",
+    "register_model": "mlops_kit.components.registry",
+    "promote_model": "mlops_kit.components.registry",
 }
 """Component name -> the module that defines it (compiled in this order)."""
 

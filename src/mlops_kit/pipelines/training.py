@@ -1,4 +1,13 @@
-"""The training pipeline: features_training_set -> train -> export_onnx.
+"""The training pipeline: features_training_set -> train -> export_onnx -> evaluate ->
+register -> conditional promotion.
+
+The ONNX model is scored on the time-split validation rows of the training set
+(``evaluate_model``), registered as a new version (``register_model``) and, when the
+policy's own gates held on that evaluation (``passed == "true"``), promoted to
+``promote_target`` (``challenger`` by default) by ``promote_model``, which compares it
+with the champion on the same rows and records the decision. Promotion to ``champion``
+needs a recorded approval when the policy says so: ``mlops-kit model approve`` then
+``mlops-kit model promote NAME challenger``.
 
 Two variants, chosen at compile time (a pipeline parameter cannot add or remove a
 node selector or a toleration):
@@ -25,6 +34,7 @@ from typing import Any, List, NamedTuple
 from mlops_kit._lazy import require
 from mlops_kit.components._kfp import Dataset, Metrics, dsl
 from mlops_kit.components.features import features_training_set
+from mlops_kit.components.registry import evaluate_model, promote_model, register_model
 from mlops_kit.components.training import export_onnx, train
 from mlops_kit.config import ClusterSettings
 
@@ -69,6 +79,8 @@ class TrainingOutputs(NamedTuple):
     train_metrics: Metrics
     onnx_model: dsl.Model
     export_metrics: Metrics
+    evaluation_metrics: dsl.ClassificationMetrics
+    evaluation_scores: Metrics
 
 
 def _tracking_env(task: Any) -> None:
@@ -106,7 +118,8 @@ def make_training_pipeline(gpu: bool = False) -> Any:
             "Build a point-in-time training set from the feature store, train the failure "
             "model"
             + (" on a GPU node" if gpu else "")
-            + ", export it to ONNX behind the parity gate, and track the run in MLflow."
+            + ", export it to ONNX behind the parity gate, track the run in MLflow, "
+            "evaluate, register and conditionally promote the model."
         ),
     )
     def training_pipeline(
@@ -118,8 +131,11 @@ def make_training_pipeline(gpu: bool = False) -> Any:
         experiment: str = "",
         exporter: str = "dynamo",
         atol: float = 1e-5,
+        model_name: str = "",
+        policy_json: str = "{}",
+        promote_target: str = "challenger",
     ) -> TrainingOutputs:
-        """features_training_set -> train -> export_onnx.
+        """features_training_set -> train -> export_onnx -> evaluate -> register -> promote.
 
         Args:
             settings_json: JSON object of mlops_kit settings overrides passed to every step
@@ -131,6 +147,10 @@ def make_training_pipeline(gpu: bool = False) -> Any:
             experiment: MLflow experiment ("": MLFLOW_EXPERIMENT_NAME or mlops-kit).
             exporter: ONNX exporter, dynamo or torchscript.
             atol: absolute tolerance of the ONNX parity gate.
+            model_name: registered model ("": registry.model_name).
+            policy_json: promotion policy as JSON ("{}": registry.policy or the defaults).
+            promote_target: alias promote_model moves when the gates hold (challenger or
+                champion).
         """
         training_set = features_training_set(
             features=features, missing=missing, settings_json=settings_json
@@ -149,9 +169,37 @@ def make_training_pipeline(gpu: bool = False) -> Any:
             experiment=experiment,
             settings_json=settings_json,
         ).set_display_name("export ONNX + parity")
-        for task in (training_set, trained, exported):
+        evaluated = evaluate_model(
+            onnx_model=exported.outputs["onnx_model"],
+            evaluation=training_set.outputs["training_set"],
+            policy_json=policy_json,
+            label_column=label_column,
+            split="validation",
+            settings_json=settings_json,
+        ).set_display_name("evaluate")
+        registered = register_model(
+            onnx_model=exported.outputs["onnx_model"],
+            model_name=model_name,
+            settings_json=settings_json,
+        ).set_display_name("register")
+        registered.after(evaluated)
+        tasks = [training_set, trained, exported, evaluated, registered]
+        with dsl.If(evaluated.outputs["passed"] == "true", name="gates-passed"):
+            promoted = promote_model(
+                evaluation=training_set.outputs["training_set"],
+                version=registered.outputs["version"],
+                model_name=model_name,
+                target=promote_target,
+                policy_json=policy_json,
+                label_column=label_column,
+                split="validation",
+                why="training pipeline",
+                settings_json=settings_json,
+            ).set_display_name("promote")
+            tasks.append(promoted)
+        for task in tasks:
             task.set_caching_options(False)
-        for task in (trained, exported):
+        for task in (trained, exported, registered, promoted):
             _tracking_env(task)
         if gpu:
             _on_gpu(trained)
@@ -161,13 +209,15 @@ def make_training_pipeline(gpu: bool = False) -> Any:
             train_metrics=trained.outputs["metrics"],
             onnx_model=exported.outputs["onnx_model"],
             export_metrics=exported.outputs["metrics"],
+            evaluation_metrics=evaluated.outputs["metrics"],
+            evaluation_scores=evaluated.outputs["scores"],
         )
 
     return training_pipeline
 
 
 training_pipeline = make_training_pipeline(gpu=False)
-"""features_training_set -> train -> export_onnx, on CPU nodes."""
+"""features_training_set -> train -> export_onnx -> evaluate -> register -> promote, on CPU."""
 training_gpu_pipeline = make_training_pipeline(gpu=True)
 """The same with the train task on a GPU node."""
 
