@@ -97,7 +97,19 @@ def memory_probe(rows: int, devices_per_batch: int, bad_rate: float) -> None:
         for i, batch in enumerate(iter_reading_batches(cfg, devices_per_batch)):
             writer.write(inject_typed_bad(batch, bad_rate, seed=i)[0])
         writer.close()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(_peak_rss_mib())
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size (VmHWM: unlike ru_maxrss, not inherited
+    from the parent across fork + exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(rows: int, devices_per_batch: int, bad_rate: float, reps: int) -> dict:
