@@ -265,3 +265,14 @@ def test_missing_device_registry_names_the_fix(home) -> None:
     land(s.storage.raw_uri, "files", to_raw_records(small_readings(days=1)).to_bytes(), "jsonl")
     with pytest.raises(MlopsKitError, match="write_device_registry"):
         run_etl(s, now=NOW)
+
+
+def test_nan_does_not_hide_an_out_of_range_value() -> None:
+    from mlops_kit.etl.quality import Range, RuleSet, check
+
+    table = pa.table({"device_id": ["a", "b", "c"], "temperature": [float("nan"), 20.0, 999.0]})
+    result = check(
+        table, RuleSet(rules=[Range(column="temperature", min=-40, max=150)], unique_key=[])
+    )
+    assert result.reasons == {"out_of_range": 1}
+    assert result.valid.num_rows == 2

@@ -134,15 +134,44 @@ def _describe(rule: _Rule, column: str) -> str:
     return column
 
 
+def _bounds(col: pa.ChunkedArray) -> tuple[object, object] | None:
+    """Bounds that contain every non-null value, or None when unknown (NaN present).
+
+    Floating columns go through NumPy on the Arrow value buffer (no copy), several times
+    faster than Arrow's NaN-aware min/max kernel. The buffer also holds whatever sits
+    under null slots, so these bounds may be wider than the data's, never narrower: a
+    check they pass cannot fail, and one they do not pass computes its mask.
+    """
+    if pa.types.is_floating(col.type):
+        lows, highs = [], []
+        for chunk in col.chunks:
+            if len(chunk) == 0:
+                continue
+            dtype = np.dtype(chunk.type.to_pandas_dtype())
+            buffer = chunk.buffers()[1]
+            values = np.frombuffer(buffer, dtype=dtype, count=chunk.offset + len(chunk))
+            values = values[chunk.offset :]
+            low, high = values.min(), values.max()
+            if np.isnan(low) or np.isnan(high):
+                return None
+            lows.append(low)
+            highs.append(high)
+        return (min(lows), max(highs)) if lows else None
+    bounds = pc.min_max(col)
+    return bounds["min"].as_py(), bounds["max"].as_py()
+
+
 def _within(col: pa.ChunkedArray, lo: object, hi: object) -> bool:
-    """True when every non-null value lies in [lo, hi] (one min/max pass, no mask)."""
+    """True when every non-null value is known to lie in [lo, hi] (no mask needed)."""
     if len(col) == col.null_count:
         return True
-    bounds = pc.min_max(col)
-    low, high = bounds["min"], bounds["max"]
-    if lo is not None and pc.less(low, pa.scalar(lo, col.type)).as_py():
+    bounds = _bounds(col)
+    if bounds is None or bounds[0] is None:
         return False
-    return not (hi is not None and pc.greater(high, pa.scalar(hi, col.type)).as_py())
+    low, high = bounds
+    if lo is not None and low < lo:  # type: ignore[operator]
+        return False
+    return not (hi is not None and high > hi)  # type: ignore[operator]
 
 
 def _masks(
