@@ -146,12 +146,23 @@ locals {
         description = "Stream consumers more than 10 minutes behind"
       }
     },
+    # ReadThrottleEvents / WriteThrottleEvents carry the TableName dimension alone
+    # (ThrottledRequests is published per Operation too, so a TableName-only alarm on it
+    # would never see data).
     {
-      for view, table in var.alarm_targets.feature_table_names : "features-throttled-${view}" => {
-        namespace   = "AWS/DynamoDB", metric = "ThrottledRequests", statistic = "Sum", threshold = 10
+      for view, table in var.alarm_targets.feature_table_names : "features-read-throttled-${view}" => {
+        namespace   = "AWS/DynamoDB", metric = "ReadThrottleEvents", statistic = "Sum", threshold = 10
         comparison  = "GreaterThanThreshold", period = 300, evaluation_periods = 1
         dimensions  = { TableName = table }
-        description = "Feature-store requests throttled on ${table} (feature view ${view})"
+        description = "Online feature reads throttled on ${table} (feature view ${view})"
+      }
+    },
+    {
+      for view, table in var.alarm_targets.feature_table_names : "features-write-throttled-${view}" => {
+        namespace   = "AWS/DynamoDB", metric = "WriteThrottleEvents", statistic = "Sum", threshold = 10
+        comparison  = "GreaterThanThreshold", period = 300, evaluation_periods = 1
+        dimensions  = { TableName = table }
+        description = "Materialization writes throttled on ${table} (feature view ${view})"
       }
     },
     !var.enable_alb_alarms ? {} : {

@@ -44,16 +44,24 @@ run "everything_on" {
   }
 
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset(["aurora-cpu", "aurora-freeable-memory", "kinesis-iterator-age", "features-throttled-device_hourly", "features-throttled-device_daily"])
-    error_message = "Alarms watch Aurora, the stream and every feature table."
+    condition = toset(keys(aws_cloudwatch_metric_alarm.this)) == toset([
+      "aurora-cpu", "aurora-freeable-memory", "kinesis-iterator-age",
+      "features-read-throttled-device_hourly", "features-read-throttled-device_daily",
+      "features-write-throttled-device_hourly", "features-write-throttled-device_daily",
+    ])
+    error_message = "Alarms watch Aurora, the stream and reads and writes of every feature table."
   }
 
   assert {
-    condition = (
-      aws_cloudwatch_metric_alarm.this["features-throttled-device_hourly"].dimensions == tomap({ TableName = "mlops-kit-test-features.device_hourly" }) &&
-      aws_cloudwatch_metric_alarm.this["features-throttled-device_daily"].dimensions == tomap({ TableName = "mlops-kit-test-features.device_daily" })
-    )
-    error_message = "Each feature-table alarm watches its own table."
+    condition = alltrue([
+      for view in ["device_hourly", "device_daily"] : (
+        aws_cloudwatch_metric_alarm.this["features-read-throttled-${view}"].dimensions == tomap({ TableName = "mlops-kit-test-features.${view}" }) &&
+        aws_cloudwatch_metric_alarm.this["features-write-throttled-${view}"].dimensions == tomap({ TableName = "mlops-kit-test-features.${view}" }) &&
+        aws_cloudwatch_metric_alarm.this["features-read-throttled-${view}"].metric_name == "ReadThrottleEvents" &&
+        aws_cloudwatch_metric_alarm.this["features-write-throttled-${view}"].metric_name == "WriteThrottleEvents"
+      )
+    ])
+    error_message = "Each feature table has read and write throttle alarms on metrics published per table."
   }
 }
 
