@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlops_kit.cli._common import HomeOpt, load_cli_settings
+
 console = Console()
 
 features_app = typer.Typer(
@@ -21,14 +23,11 @@ features_app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def _settings(home: Path | None) -> Any:
-    from mlops_kit.config import load_settings
-
-    return load_settings(**({"home": home} if home is not None else {}))
+    return load_cli_settings(home)
 
 
 def _print_json(data: Any) -> None:

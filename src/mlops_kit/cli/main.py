@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_kit._version import __version__
+from mlops_kit.cli._common import HomeOpt, load_cli_settings
 from mlops_kit.cli.features import features_app
 from mlops_kit.cli.model import model_app
-from mlops_kit.config import Settings
 from mlops_kit.errors import MlopsKitError
 
 console = Console()
@@ -50,15 +50,7 @@ app.add_typer(model_app, name="model")
 pipelines_app = typer.Typer(help="Compile and submit Kubeflow pipelines.", no_args_is_help=True)
 app.add_typer(pipelines_app, name="pipelines")
 
-HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
-
-
-def _settings(home: Path | None = None, **overrides: Any) -> Settings:
-    from mlops_kit.config import load_settings
-
-    if home is not None:
-        overrides["home"] = home
-    return load_settings(**overrides)
+_settings = load_cli_settings
 
 
 def _version(value: bool) -> None:

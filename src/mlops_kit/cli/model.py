@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlops_kit.cli._common import HomeOpt, load_cli_settings
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -21,7 +23,6 @@ model_app = typer.Typer(
     no_args_is_help=True,
 )
 
-HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 UriOpt = typer.Option(
     None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, settings)."
@@ -29,10 +30,9 @@ UriOpt = typer.Option(
 
 
 def _registry(home: Path | None, tracking_uri: str | None) -> Any:
-    from mlops_kit.config import load_settings
     from mlops_kit.registry.registry import ModelRegistry
 
-    settings = load_settings(**({"home": home} if home is not None else {}))
+    settings = load_cli_settings(home)
     return ModelRegistry(settings, tracking_uri=tracking_uri)
 
 

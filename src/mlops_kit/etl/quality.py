@@ -401,15 +401,14 @@ def _unique(
         reference = pl.concat([prior, reference]).unique(
             subset=key, keep="first", maintain_order=True
         )
-        candidates = full  # every row may collide with an already loaded one
+        # every row may collide with an already loaded one
         in_prior = full.join(prior.select(key), on=key, how="semi")["_row"].to_numpy()
         check_rows = np.union1d(np.flatnonzero(later_np), in_prior)
     else:
-        candidates = full
         check_rows = np.flatnonzero(later_np)
     if check_rows.size == 0:
         return valid, None, 0
-    cand = candidates.filter(pl.col("_row").is_in(check_rows.tolist()))
+    cand = full.filter(pl.col("_row").is_in(check_rows.tolist()))
     joined = cand.join(reference, on=key, how="left", suffix="_ref")
     same = pl.lit(True)
     for col in payload:

@@ -61,7 +61,6 @@ class EtlResult:
     report_json_uri: str | None = None
     report_html_uri: str | None = None
     manifest_uri: str | None = None
-    recovered_runs: list[str] = field(default_factory=list)
 
     @property
     def balanced(self) -> bool:
@@ -405,10 +404,6 @@ def run_etl(
     if batch is None:
         return EtlResult(run_id="", status="noop")
     return load(settings, quality_check(settings, batch, rules))
-
-
-def extracted_reasons(rejected: list[dict]) -> list[str]:
-    return [r["reason"] for r in rejected]
 
 
 def _quarantine_rows(rejected: pa.Table) -> pa.Table:
