@@ -124,6 +124,52 @@ class QualitySettings(_Section):
     )
 
 
+class ParseSettings(_Section):
+    """How the ETL reads raw objects (see :mod:`mlops_kit.etl.decode`)."""
+
+    encoding: str | None = Field(
+        None,
+        description="Encoding of text objects that are neither UTF-8 nor UTF-16/32 with a "
+        "byte-order mark (e.g. latin-1); unset: such objects are quarantined.",
+    )
+    epoch_unit: Literal["auto", "s", "ms", "us", "ns"] = Field(
+        "auto",
+        description="Unit of numeric event times; auto: by magnitude (< 1e11 s, < 1e14 ms, "
+        "< 1e17 us, else ns).",
+    )
+    naive_timezone: str | None = Field(
+        "UTC",
+        description="Zone of ISO 8601 times without an offset (an IANA name); unset: refuse them.",
+    )
+
+    @field_validator("naive_timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is None or v.upper() == "UTC":
+            return v
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{v}': use an IANA name such as Europe/Berlin"
+            ) from None
+        return v
+
+    def zone(self) -> Any:
+        """The tzinfo for naive times, or None when they are refused."""
+        from datetime import timezone
+
+        if self.naive_timezone is None:
+            return None
+        if self.naive_timezone.upper() == "UTC":
+            return timezone.utc
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.naive_timezone)
+
+
 class FeaturesSettings(_Section):
     """Feature store placement (Feast), see docs/features.md.
 
@@ -263,6 +309,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    parse: ParseSettings = Field(default_factory=ParseSettings)
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)

@@ -67,7 +67,7 @@ def test_steps_without_a_pipeline(etl_home: Path, tmp_path: Path) -> None:  # no
     applied = Artifact(tmp_path / "apply")
     runtime.features_apply_step(applied, settings_json)
     assert applied.metrics == {"feature_views": 2, "source_files": 2}
-    assert applied.metadata["feature_services"] == ["device_failure_v1"]
+    assert applied.metadata["feature_services"] == ["device_failure_v1", "device_failure_v2"]
 
     mat = Artifact(tmp_path / "mat")
     runtime.features_materialize_step(mat, "", True, settings_json)

@@ -70,7 +70,7 @@ def test_demo_step(etl_home: Path) -> None:
     from mlops_kit.features import demo_step
 
     out = demo_step(load_settings(home=etl_home))
-    assert out["apply"]["feature_services"] == ["device_failure_v1"]
+    assert out["apply"]["feature_services"] == ["device_failure_v1", "device_failure_v2"]
     assert out["materialize"]["status"] == "materialized"
     assert out["missing"] == ["dev-unknown"]
     assert [r["device_id"] for r in out["rows"]][:3] == ["dev-0000", "dev-0001", "dev-0002"]

@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlops_kit.cli._common import styled
+
 
 def run_demo(
     settings: Any,
@@ -52,7 +54,9 @@ def run_demo(
         shutil.rmtree(home)
     storage.configure_from_settings(settings)
     t0 = time.perf_counter()
-    console.rule("[bold]mlops_kit demo[/]: ingestion -> ETL -> quality gate -> warehouse")
+    console.rule(
+        styled(("mlops_kit demo", "bold"), ": ingestion -> ETL -> quality gate -> warehouse")
+    )
     console.print(f"home: {home.resolve()}  (profile {settings.profile}, no cloud account needed)")
 
     # 1. data: a fleet of devices, a third of it for each way in
@@ -146,8 +150,10 @@ def run_demo(
     console.print(table)
     identity = result.rows_in == result.loaded + result.quarantined + result.duplicates_dropped
     console.print(
-        f"rows in = loaded + quarantined + duplicates dropped: "
-        f"{'[green]holds[/]' if identity else '[red]BROKEN[/]'}"
+        styled(
+            "rows in = loaded + quarantined + duplicates dropped: ",
+            ("holds", "green") if identity else ("BROKEN", "red"),
+        )
     )
     console.print(f"quality report: {result.report_html_uri}")
 
@@ -173,11 +179,16 @@ def run_demo(
 
     # 5. features: Feast definitions applied, materialized to the online store, looked up
     features = None
-    if with_features:
+    skipped: list[tuple[str, str]] = []
+    if not with_features:
+        skipped.append(("feature store", "turned off by the caller"))
+    else:
         from mlops_kit._lazy import is_installed
 
         if not is_installed("feast"):
-            console.print("feature store skipped: pip install 'mlops-kit[feast]' to include it")
+            skipped.append(
+                ("feature store", "feast is not installed: pip install 'mlops-kit[feast]'")
+            )
         else:
             from mlops_kit.features import demo_step
 
@@ -211,14 +222,21 @@ def run_demo(
                 console.print(f"unknown devices come back as explicit nulls: {features['missing']}")
     # 6. training: point-in-time training set -> train -> ONNX behind the parity gate -> MLflow
     trained = None
-    if features is not None and with_training:
+    if not with_training:
+        skipped.append(("training", "turned off by the caller"))
+    elif features is None:
+        skipped.append(("training", "it trains on the feature store's training set, skipped above"))
+    else:
         from mlops_kit._lazy import is_installed
 
         missing = [m for m in ("torch", "mlflow", "onnxruntime") if not is_installed(m)]
         if missing:
-            console.print(
-                f"training skipped: {', '.join(missing)} not installed "
-                "(pip install 'mlops-kit[torch,onnx,mlflow]')"
+            skipped.append(
+                (
+                    "training",
+                    f"{', '.join(missing)} not installed: "
+                    "pip install 'mlops-kit[torch,onnx,mlflow]'",
+                )
             )
         else:
             trained = _train(settings, console)
@@ -226,6 +244,15 @@ def run_demo(
     promoted = None
     if trained is not None:
         promoted = _promote(settings, console, trained)
+    else:
+        skipped.append(("model registry", "it promotes the trained model, skipped above"))
+    if skipped:
+        stable = Table(title="skipped steps", show_header=True)
+        stable.add_column("step")
+        stable.add_column("why and how to include it")
+        for step, why in skipped:
+            stable.add_row(step, why)
+        console.print(stable)
     console.rule(f"done in {time.perf_counter() - t0:.1f}s")
     return {
         "result": result,
@@ -237,6 +264,7 @@ def run_demo(
         "features": features,
         "training": trained,
         "registry": promoted,
+        "skipped": skipped,
     }
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_kit._lazy import is_installed
+from mlops_kit.cli._common import styled
 
 EXTRAS: list[tuple[str, str, str]] = [
     # (module, extra, what it enables)
@@ -128,6 +129,7 @@ def run_doctor(settings: Any, console: Console) -> bool:
     for col in ("check", "", "detail", "fix"):
         table.add_column(col)
     for c in checks:
-        table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]missing[/]", c.detail, c.fix)
+        mark = styled(("ok", "green")) if c.ok else styled(("missing", "red"))
+        table.add_row(c.name, mark, c.detail, c.fix)
     console.print(table)
     return all(c.ok for c in core)

@@ -11,12 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mlops_kit.cli._common import HomeOpt, load_cli_settings
-
-console = Console()
+from mlops_kit.cli._common import HomeOpt, console, load_cli_settings
 
 features_app = typer.Typer(
     help="Feature store (Feast): apply, materialize, training sets, online lookups.",

@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mlops_kit._version import __version__
-from mlops_kit.cli._common import HomeOpt, load_cli_settings
+from mlops_kit.cli._common import (
+    HomeOpt,
+    console,
+    err_console,
+    error_text,
+    load_cli_settings,
+    styled,
+)
 from mlops_kit.cli.features import features_app
 from mlops_kit.cli.model import model_app
 from mlops_kit.errors import MlopsKitError
-
-console = Console()
-err_console = Console(stderr=True)
 
 app = typer.Typer(
     name="mlops-kit",
@@ -176,6 +179,26 @@ def data_generate(
         console.print(f"device registry: {uri}")
 
 
+@data_app.command("register-devices")
+def data_register_devices(
+    source: Path | None = typer.Argument(
+        None, help="CSV, JSON lines or Parquet file with a device_id column."
+    ),
+    device: list[str] = typer.Option([], "--id", help="A device id (repeat)."),
+    replace: bool = typer.Option(False, help="Replace the registry instead of adding to it."),
+    home: Path | None = HomeOpt,
+) -> None:
+    """Register your real devices (the referential quality rule accepts only these)."""
+    from mlops_kit.etl.run import register_devices
+
+    if source is None and not device:
+        raise MlopsKitError("give a file with a device_id column, or --id DEVICE (repeatable)")
+    out = register_devices(_settings(home), source, device, replace=replace)
+    console.print(
+        f"device registry: {out['uri']} ({out['devices']:,} devices, {out['added']:,} new)"
+    )
+
+
 # ---------------------------------------------------------------- ingest
 @ingest_app.command("files")
 def ingest_files_cmd(
@@ -189,9 +212,12 @@ def ingest_files_cmd(
 
     s = _settings(home)
     storage.configure_from_settings(s)
-    for obj in ingest_files(paths, s.storage.raw_uri or "", source):
+
+    def show(obj: Any) -> None:
         state = "landed" if obj.created else "already landed"
         console.print(f"{state}: {obj.uri} ({obj.size:,} bytes)")
+
+    ingest_files(paths, s.storage.raw_uri or "", source, on_landed=show)
 
 
 @ingest_app.command("api")
@@ -291,20 +317,94 @@ def accounting_table(result: Any) -> Table:
 def etl_run(
     home: Path | None = HomeOpt,
     source: str | None = typer.Option(None, help="Only consume raw objects of this source."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the result (or the error) as JSON on stdout."
+    ),
 ) -> None:
-    """Process every raw object not yet committed; print the accounting."""
+    """Process every raw object not yet committed; print the accounting.
+
+    An object that cannot be read at all (empty, truncated, binary, not UTF-8...) is
+    quarantined whole with its reason and skipped by later runs; see 'etl quarantined'
+    and 'etl release'. Exit status 2 when the quality gate fails.
+    """
     from mlops_kit.etl import run_etl
 
-    result = run_etl(_settings(home), source=source)
+    try:
+        result = run_etl(_settings(home), source=source)
+    except MlopsKitError as exc:
+        if not as_json:
+            raise
+        typer.echo(json.dumps(_error_json(exc), default=str, indent=2))
+        raise typer.Exit(2) from None
     if as_json:
-        console.print_json(json.dumps(result.to_dict(), default=str))
+        typer.echo(json.dumps(result.to_dict(), default=str, indent=2))
         return
     if result.status == "noop":
         console.print("nothing new in the raw zone: no change")
         return
     console.print(accounting_table(result))
+    for obj in result.objects_quarantined:
+        console.print(
+            styled(
+                ("object quarantined", "yellow"),
+                f" ({obj['reason']}): {obj['uri']}\n  {obj['detail']}",
+            )
+        )
+    for note in result.notes:
+        console.print(
+            styled(("note", "cyan"), f" {note['uri'].rsplit('/', 1)[-1]}: {note['detail']}")
+        )
     console.print(f"quality report: {result.report_html_uri}")
+
+
+def _error_json(exc: MlopsKitError) -> dict[str, Any]:
+    return {"status": "error", "code": exc.code, "message": str(exc), "details": exc.details}
+
+
+@etl_app.command("quarantined")
+def etl_quarantined(
+    home: Path | None = HomeOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the raw objects quarantined whole, with their reason."""
+    from mlops_kit.etl import quarantined_objects
+
+    s = _settings(home)
+    objs = quarantined_objects(s)
+    if as_json:
+        typer.echo(json.dumps(objs, default=str, indent=2))
+        return
+    if not objs:
+        console.print("no object is quarantined")
+        return
+    table = Table(title="objects quarantined whole")
+    for col in ("object", "reason", "detail", "run", "released"):
+        table.add_column(col, overflow="fold")
+    for o in objs:
+        table.add_row(
+            o["uri"], o["reason"], o["detail"], o["run_id"], "yes" if o["released"] else ""
+        )
+    console.print(table)
+    console.print("fix the source and land it again, or: mlops-kit etl release URI [--encoding E]")
+
+
+@etl_app.command("release")
+def etl_release(
+    uris: list[str] = typer.Argument(..., help="Objects to release (see 'etl quarantined')."),
+    encoding: str | None = typer.Option(
+        None, help="Read the objects with this text encoding (e.g. latin-1, cp1252)."
+    ),
+    home: Path | None = HomeOpt,
+) -> None:
+    """Let the next 'etl run' read quarantined objects again (optionally declaring their
+    encoding)."""
+    from mlops_kit.etl import release_object
+
+    s = _settings(home)
+    for uri in uris:
+        release_object(s, uri, encoding=encoding)
+        how = f" as {encoding}" if encoding else ""
+        console.print(f"released {uri}: the next 'etl run' reads it{how}")
 
 
 @etl_app.command("runs")
@@ -435,7 +535,7 @@ def main() -> None:
     try:
         app()
     except MlopsKitError as exc:
-        err_console.print(f"[bold red]error[/] [dim]({exc.code})[/]: {exc}")
+        err_console.print(error_text(exc))
         sys.exit(2)
 
 

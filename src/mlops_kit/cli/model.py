@@ -13,10 +13,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops_kit.cli._common import HomeOpt, load_cli_settings
-
-console = Console()
-err_console = Console(stderr=True)
+from mlops_kit.cli._common import (
+    HomeOpt,
+    console,
+    err_console,
+    error_text,
+    load_cli_settings,
+    styled,
+)
 
 model_app = typer.Typer(
     help="Model registry: versions, aliases (challenger, champion), gates, approvals, audit.",
@@ -41,8 +45,7 @@ def _print_json(data: Any) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    code = getattr(exc, "code", "ERROR")
-    err_console.print(f"[red]error[/] [{code}]: {exc}", markup=True, highlight=False)
+    err_console.print(error_text(exc))
     raise typer.Exit(2)
 
 
@@ -50,9 +53,9 @@ def decision_table(decision: dict[str, Any]) -> Table:
     """A decision (``Decision.to_dict()``) as a table: one row per check and its figure."""
     colour = "green" if decision["accepted"] else "red"
     table = Table(
-        title=(
-            f"{decision['model']} v{decision['version']} -> {decision['target']}: "
-            f"[{colour}]{decision['decision']}[/]"
+        title=styled(
+            f"{decision['model']} v{decision['version']} -> {decision['target']}: ",
+            (str(decision["decision"]), colour),
         )
     )
     for col in ("check", "result", "figure", "limit", "detail"):
@@ -61,7 +64,7 @@ def decision_table(decision: dict[str, Any]) -> Table:
         value, limit = check["value"], check["limit"]
         table.add_row(
             check["name"],
-            "[green]pass[/]" if check["passed"] else "[red]FAIL[/]",
+            styled(("pass", "green")) if check["passed"] else styled(("FAIL", "red")),
             f"{value:.4f}" if isinstance(value, float) else str(value if value is not None else ""),
             f"{limit:.4f}" if isinstance(limit, float) else str(limit if limit is not None else ""),
             check["detail"],

@@ -48,3 +48,9 @@ STATS: tuple[str, ...] = ("mean", "std", "max")
 def feature_columns() -> list[str]:
     """Names of the aggregate columns: ``<sensor>_<stat>_<window>``."""
     return [f"{s}_{stat}_{w}" for w in WINDOWS for s in SENSORS for stat in STATS]
+
+
+def count_columns() -> list[str]:
+    """Names of the coverage columns: ``<sensor>_count_<window>``, how many values (not
+    nulls) each window's statistics were computed from."""
+    return [f"{s}_count_{w}" for w in WINDOWS for s in SENSORS]

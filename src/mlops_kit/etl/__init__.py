@@ -3,8 +3,10 @@
 from mlops_kit.etl.quality import RuleSet, default_rules
 from mlops_kit.etl.run import (
     EtlResult,
+    quarantined_objects,
     read_device_registry,
     read_table,
+    release_object,
     run_etl,
     write_device_registry,
 )
@@ -13,8 +15,10 @@ __all__ = [
     "EtlResult",
     "RuleSet",
     "default_rules",
+    "quarantined_objects",
     "read_device_registry",
     "read_table",
+    "release_object",
     "run_etl",
     "write_device_registry",
 ]

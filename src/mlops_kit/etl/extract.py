@@ -1,9 +1,12 @@
-"""Extract: raw objects (JSON lines, CSV, Parquet) to typed columns.
+"""Extract: raw objects (JSON lines or arrays, CSV, Parquet) to typed columns.
 
-Clean files take a vectorised fast path (Arrow's JSON/CSV readers). A file with a line
-that is not JSON, or a value of the wrong type, takes a per-record path that keeps
-every good record and turns each bad one into a quarantine entry with its reason; no
-record is dropped.
+Each object is opened on its own (see :mod:`mlops_kit.etl.decode`): one that cannot be
+read at all (empty, truncated, binary, an unknown encoding...) is rejected whole with
+its reason and the other objects go on. A readable object takes a vectorised fast path
+(Arrow's readers) when it is clean; otherwise a per-record path keeps every good record
+and turns each bad one into a quarantine entry with its reason and its exact text. No
+record is dropped, and what an object holds beyond the schema is reported once per
+object, not silently ignored.
 """
 
 from __future__ import annotations
@@ -11,20 +14,35 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
-import pyarrow.parquet as pq
 
 from mlops_kit import storage
 from mlops_kit.data.schema import READING_SCHEMA, SENSORS
+from mlops_kit.etl.decode import (
+    EpochUnit,
+    ObjectRejected,
+    RawRecord,
+    csv_header,
+    csv_records,
+    epoch_to_timestamp,
+    json_records,
+    open_parquet,
+    open_text,
+    parse_timestamp,
+)
 from mlops_kit.ingest.raw_zone import format_of
 
 RAW_FIELDS: tuple[str, ...] = (*READING_SCHEMA.names, "temperature_unit")
+_NUMERIC = (*SENSORS, "failure")
 
 EXTRACTED_SCHEMA = pa.schema(
     [
@@ -35,16 +53,17 @@ EXTRACTED_SCHEMA = pa.schema(
         pa.field("temperature_unit", pa.string()),
         pa.field("_source", pa.string()),
         pa.field("_line", pa.int64()),
+        pa.field("_record", pa.int64()),
     ]
 )
-"""Typed columns plus lineage (raw object and 1-based record number)."""
+"""Typed columns plus lineage: the raw object, the line its record starts on (1-based)
+and the record's position among the object's records (0-based)."""
 
-_JSON_SCHEMA = pa.schema(
+_STRING_SCHEMA = pa.schema(
     [
         pa.field("device_id", pa.string()),
         pa.field("ts", pa.string()),
-        *[pa.field(name, pa.float64()) for name in SENSORS],
-        pa.field("failure", pa.float64()),
+        *[pa.field(name, pa.float64()) for name in _NUMERIC],
         pa.field("temperature_unit", pa.string()),
     ]
 )
@@ -61,17 +80,72 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 """One row per rejected record: why, which field, and the record as received."""
 
+_TS_HELP = (
+    "ts must be ISO 8601 (e.g. 2026-01-01T00:00:00Z; without an offset it is read in "
+    "parse.naive_timezone) or an epoch number in s, ms, us or ns"
+)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How raw objects are read (from ``settings.parse``, or a release's declaration)."""
+
+    encoding: str | None = None
+    epoch_unit: EpochUnit = "auto"
+    naive_timezone: tzinfo | None = timezone.utc
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ReadOptions:
+        p = settings.parse
+        return cls(encoding=p.encoding, epoch_unit=p.epoch_unit, naive_timezone=p.zone())
+
+    def with_encoding(self, encoding: str | None) -> ReadOptions:
+        if not encoding:
+            return self
+        return ReadOptions(encoding, self.epoch_unit, self.naive_timezone)
+
+
+@dataclass
+class ObjectOutcome:
+    """What happened to one raw object."""
+
+    uri: str
+    records: int = 0
+    rejected: int = 0
+    reason: str | None = None
+    """Set when the whole object was quarantined (one of ``decode.OBJECT_REASONS``)."""
+    detail: str | None = None
+    read_as: dict[str, str | None] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """Object-level findings: columns beyond the schema, a column whose type drifted."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"uri": self.uri, "records": self.records}
+        if self.reason:
+            out.update(reason=self.reason, detail=self.detail)
+        if self.read_as:
+            out["read_as"] = self.read_as
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
 
 @dataclass
 class Extracted:
-    """The typed rows of some raw objects and the records that could not be typed."""
+    """The typed rows of some raw objects, the records that could not be typed, and what
+    became of each object."""
 
     rows: pa.Table
     rejected: list[dict] = field(default_factory=list)
     records_in: int = 0
+    objects: list[ObjectOutcome] = field(default_factory=list)
 
     def rejected_table(self) -> pa.Table:
         return pa.Table.from_pylist(self.rejected, schema=QUARANTINE_SCHEMA)
+
+    @property
+    def quarantined_objects(self) -> list[ObjectOutcome]:
+        return [o for o in self.objects if o.reason]
 
 
 def _reject(reason: str, fld: str | None, detail: str, record: str, src: str, line: int) -> dict:
@@ -85,193 +159,348 @@ def _reject(reason: str, fld: str | None, detail: str, record: str, src: str, li
     }
 
 
-def _parse_ts(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        return None
-    return dt.astimezone(timezone.utc)
+# ---------------------------------------------------------------- typing one record
+def _type_record(
+    rec: dict[str, Any], opts: ReadOptions, text_values: bool
+) -> tuple[dict[str, Any] | None, tuple[str, str, str] | None]:
+    """The typed values of a record, or (reason, field, detail).
+
+    ``text_values``: numbers may arrive as text (CSV, a string column in Parquet).
+    """
+    out: dict[str, Any] = {}
+    dev = rec.get("device_id")
+    if dev is not None and not isinstance(dev, str):
+        if text_values and isinstance(dev, (int, float)) and not isinstance(dev, bool):
+            dev = str(dev)
+        else:
+            return None, (
+                "wrong_type",
+                "device_id",
+                f"device_id must be a string, got {type(dev).__name__}",
+            )
+    out["device_id"] = dev
+    ts = rec.get("ts")
+    if ts is None:
+        out["ts"] = None
+    elif isinstance(ts, datetime):
+        zone = opts.naive_timezone
+        if ts.tzinfo is None and zone is None:
+            return None, ("invalid_timestamp", "ts", _TS_HELP)
+        out["ts"] = (ts if ts.tzinfo else ts.replace(tzinfo=zone)).astimezone(timezone.utc)
+    elif isinstance(ts, date):
+        return None, ("invalid_timestamp", "ts", f"ts is a date ({ts}), not a time; {_TS_HELP}")
+    else:
+        parsed = parse_timestamp(ts, opts.epoch_unit, opts.naive_timezone)
+        if parsed is None:
+            return None, ("invalid_timestamp", "ts", f"got {ts!r}: {_TS_HELP}")
+        out["ts"] = parsed
+    for name in _NUMERIC:
+        v = rec.get(name)
+        if v is None:
+            out[name] = None
+            continue
+        if text_values and isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                return None, ("wrong_type", name, f"{name} must be a number, got text {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None, (
+                "wrong_type",
+                name,
+                f"{name} must be a number, got {type(v).__name__} {v!r}",
+            )
+        if not math.isfinite(v):
+            return None, ("wrong_type", name, f"{name} must be a finite number, got {v!r}")
+        out[name] = float(v)
+    unit = rec.get("temperature_unit")
+    if unit is not None and not isinstance(unit, str):
+        return None, ("wrong_type", "temperature_unit", "temperature_unit must be a string")
+    out["temperature_unit"] = unit
+    return out, None
 
 
+def _records_path(
+    records: Iterable[RawRecord], src: str, opts: ReadOptions, text_values: bool
+) -> Extracted:
+    """Per-record extraction: keep what types, reject the rest with its reason and text."""
+    cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names}
+    rejected: list[dict] = []
+    outcome = ObjectOutcome(src)
+    extra: Counter[str] = Counter()
+    problems: Counter[tuple[str, str]] = Counter()
+    n_in = 0
+    for rec in records:
+        n_in += 1
+        if rec.error is not None:
+            reason, detail = rec.error
+            rejected.append(_reject(reason, None, detail, rec.text, src, rec.line))
+            continue
+        value = rec.value
+        extra.update(k for k in value if k not in RAW_FIELDS)
+        typed, problem = _type_record(value, opts, text_values)
+        if problem is not None:
+            reason, fld, detail = problem
+            problems[(reason, fld)] += 1
+            rejected.append(_reject(reason, fld, detail, rec.text, src, rec.line))
+            continue
+        assert typed is not None
+        for name, v in typed.items():
+            cols[name].append(v)
+        cols["_source"].append(src)
+        cols["_line"].append(rec.line)
+        cols["_record"].append(rec.ordinal)
+    rows = pa.table(cols, schema=EXTRACTED_SCHEMA)
+    outcome.records, outcome.rejected = n_in, len(rejected)
+    if extra:
+        outcome.notes.append(_extra_note(sorted(extra), f"in {max(extra.values())} records"))
+    for (reason, fld), count in sorted(problems.items()):
+        if count >= 2 and count * 2 >= n_in:
+            outcome.notes.append(
+                {
+                    "kind": "schema_drift",
+                    "field": fld,
+                    "detail": f"{fld}: {reason} in {count} of {n_in} records; did the source "
+                    "change the column's type or format? (each record is quarantined)",
+                }
+            )
+    return Extracted(rows=rows, rejected=rejected, records_in=n_in, objects=[outcome])
+
+
+def _extra_note(columns: list[str], where: str) -> dict[str, Any]:
+    return {
+        "kind": "extra_columns",
+        "columns": columns,
+        "detail": f"column(s) {', '.join(columns)} are not in the reading schema ({where}): "
+        "they are not loaded and stay in the raw zone",
+    }
+
+
+# ---------------------------------------------------------------- fast paths
 def _with_lineage(table: pa.Table, src: str, first_line: int = 1) -> pa.Table:
     n = table.num_rows
     table = table.append_column("_source", pa.array([src] * n, pa.string()))
-    return table.append_column("_line", pa.array(range(first_line, first_line + n), pa.int64()))
+    table = table.append_column("_line", pa.array(range(first_line, first_line + n), pa.int64()))
+    return table.append_column("_record", pa.array(range(n), pa.int64()))
 
 
-def _typed_ts(table: pa.Table) -> pa.Table | None:
-    """Cast the ``ts`` strings to UTC timestamps; None when any value does not parse."""
-    try:
-        ts = pc.cast(table["ts"], pa.timestamp("us", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+def _typed_ts(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
+    """The ``ts`` column as UTC timestamps; None when any value does not convert."""
+    col = table["ts"]
+    if pa.types.is_timestamp(col.type):
+        if col.type.tz is None:
+            zone = opts.naive_timezone
+            if zone is None:
+                return None
+            key = getattr(zone, "key", "UTC")
+            col = pc.assume_timezone(col, timezone=key) if key != "UTC" else col
+            col = pc.cast(col, pa.timestamp(col.type.unit, tz="UTC"))
+        ts = pc.cast(col, pa.timestamp("us", tz="UTC"), safe=False)
+    elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        ts = epoch_to_timestamp(col, opts.epoch_unit)
+    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:
+            ts = pc.cast(col, pa.timestamp("us", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    elif pa.types.is_null(col.type):
+        ts = pa.nulls(len(col), pa.timestamp("us", tz="UTC"))
+    else:
         return None
-    if ts.null_count != table["ts"].null_count:
+    if ts.null_count != col.null_count:
         return None
     return table.set_column(table.schema.get_field_index("ts"), "ts", ts)
 
 
-def _records_path(lines: list[str], src: str, first_line: int = 1) -> Extracted:
-    """Per-record extraction: keep what types, reject the rest with a reason.
+def _cast_columns(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
+    """Raw columns to the reading types, vectorised; None when any value needs a look."""
+    cols = {}
+    try:
+        for f in _STRING_SCHEMA:
+            if f.name not in table.column_names:
+                cols[f.name] = pa.nulls(table.num_rows, f.type)
+            elif f.name == "ts":
+                cols[f.name] = table[f.name]
+            else:
+                col = table[f.name]
+                if f.name in _NUMERIC and pa.types.is_boolean(col.type):
+                    return None
+                cast = pc.cast(col, f.type)
+                if f.name in _NUMERIC and cast.null_count < len(cast):
+                    finite = pc.is_finite(cast)
+                    if not pc.all(pc.fill_null(finite, True)).as_py():
+                        return None
+                cols[f.name] = cast
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return _typed_ts(pa.table(cols), opts)
 
-    ``_line`` is the record's line in the raw object (1-based), counting from
-    ``first_line`` (2 for CSV, after the header).
-    """
-    cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names}
-    rejected: list[dict] = []
-    n_in = 0
-    for lineno, line in enumerate(lines, start=first_line):
-        if not line.strip():
-            continue
-        n_in += 1
+
+def _lines_match(text: str, rows: int) -> bool:
+    """True when each of ``rows`` records sits on its own non-blank line (no blank lines,
+    no record spanning lines), so record i is line i + first line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines = lines[:-1]
+    return len(lines) == rows and all(line.strip() for line in lines)
+
+
+def extract_jsonl(data: bytes, src: str, opts: ReadOptions | None = None) -> Extracted:
+    """Typed rows of a JSON object: JSON lines, a JSON array or one JSON object."""
+    opts = opts or ReadOptions()
+    text, read_as = open_text(data, opts.encoding)
+    out = _extract_json_text(text, src, opts)
+    out.objects[0].read_as = read_as
+    return out
+
+
+def _extract_json_text(text: str, src: str, opts: ReadOptions) -> Extracted:
+    if text.lstrip().startswith("{"):
         try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            rejected.append(
-                _reject("malformed_json", None, f"not valid JSON: {exc}", line, src, lineno)
+            table = pjson.read_json(
+                io.BytesIO(text.encode()),
+                parse_options=pjson.ParseOptions(
+                    explicit_schema=_STRING_SCHEMA, unexpected_field_behavior="error"
+                ),
             )
-            continue
-        if not isinstance(rec, dict):
-            rejected.append(
-                _reject("malformed_json", None, "a record must be a JSON object", line, src, lineno)
+            typed = _typed_ts(table, opts)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            typed = None
+        if typed is not None and _lines_match(text, typed.num_rows):
+            rows = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
+            return Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
+    return _records_path(json_records(text), src, opts, text_values=False)
+
+
+def extract_csv(data: bytes, src: str, opts: ReadOptions | None = None) -> Extracted:
+    """Typed rows of a CSV object (a header row naming the columns is required)."""
+    opts = opts or ReadOptions()
+    text, read_as = open_text(data, opts.encoding)
+    header, header_lines = csv_header(text)
+    known = [c for c in header if c in RAW_FIELDS]
+    if not known:
+        shown = ", ".join(repr(c[:40]) for c in header[:6]) or "nothing"
+        raise ObjectRejected(
+            "missing_header",
+            f"the first line must name the columns ({', '.join(RAW_FIELDS)}); found {shown}",
+        )
+    extra = [c for c in header if c not in RAW_FIELDS]
+    out = None
+    if header_lines == 1 and len(set(header)) == len(header):
+        try:
+            table = pcsv.read_csv(
+                io.BytesIO(text.encode()),
+                read_options=pcsv.ReadOptions(block_size=max(1 << 20, 4 * (text.find("\n") + 1))),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
             )
-            continue
-        problem = _type_problem(rec)
-        if problem:
-            reason, fld, detail = problem
-            rejected.append(_reject(reason, fld, detail, line, src, lineno))
-            continue
-        cols["device_id"].append(rec.get("device_id"))
-        cols["ts"].append(_parse_ts(rec.get("ts")) if rec.get("ts") is not None else None)
-        for name in (*SENSORS, "failure"):
-            v = rec.get(name)
-            cols[name].append(float(v) if v is not None else None)
-        cols["temperature_unit"].append(rec.get("temperature_unit"))
-        cols["_source"].append(src)
-        cols["_line"].append(lineno)
-    rows = pa.table(cols, schema=EXTRACTED_SCHEMA)
-    return Extracted(rows=rows, rejected=rejected, records_in=n_in)
+            typed = _cast_columns(table, opts)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            typed = None
+        if typed is not None and _lines_match(text, typed.num_rows + 1):
+            rows = _with_lineage(typed, src, first_line=2).cast(EXTRACTED_SCHEMA)
+            out = Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
+    if out is None:
+        out = _records_path(csv_records(text), src, opts, text_values=True)
+        out.objects[0].notes = [n for n in out.objects[0].notes if n["kind"] != "extra_columns"]
+    if extra:
+        out.objects[0].notes.insert(0, _extra_note(extra, "in the header"))
+    out.objects[0].read_as = read_as
+    return out
 
 
-def _type_problem(rec: dict) -> tuple[str, str, str] | None:
-    dev = rec.get("device_id")
-    if dev is not None and not isinstance(dev, str):
-        return ("wrong_type", "device_id", f"device_id must be a string, got {type(dev).__name__}")
-    ts = rec.get("ts")
-    if ts is not None and _parse_ts(ts) is None:
-        return (
-            "invalid_timestamp",
-            "ts",
-            "ts must be an ISO 8601 string with a zone, e.g. 2026-01-01T00:00:00Z",
-        )
-    for name in (*SENSORS, "failure"):
-        v = rec.get(name)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return ("wrong_type", name, f"{name} must be a number, got {type(v).__name__} {v!r}")
-        if isinstance(v, float) and not math.isfinite(v):
-            return ("wrong_type", name, f"{name} must be a finite number, got {v!r}")
-    unit = rec.get("temperature_unit")
-    if unit is not None and not isinstance(unit, str):
-        return ("wrong_type", "temperature_unit", "temperature_unit must be a string")
-    return None
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)
 
 
-def extract_jsonl(data: bytes, src: str) -> Extracted:
-    """Typed rows of a JSON-lines object."""
-    try:
-        table = pjson.read_json(
-            io.BytesIO(data),
-            parse_options=pjson.ParseOptions(
-                explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="ignore"
-            ),
-        )
-        typed = _typed_ts(table)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        typed = None
+def parquet_record_text(row: dict[str, Any]) -> str:
+    """The text form of a Parquet row as received (JSON of its original values)."""
+    return json.dumps(row, default=_json_safe, allow_nan=True)
+
+
+def extract_parquet(data: bytes, src: str, opts: ReadOptions | None = None) -> Extracted:
+    """Typed rows of a Parquet object; timestamps of any unit, integer epochs or text."""
+    opts = opts or ReadOptions()
+    table, read_as = open_parquet(data)
+    extra = [c for c in table.column_names if c not in RAW_FIELDS]
+    typed = _cast_columns(table, opts)
     if typed is not None:
-        lines = data.splitlines()
-        # line numbers must point into the object: blank lines take the per-record path
-        if len(lines) == typed.num_rows and all(line.strip() for line in lines):
-            typed = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
-            return Extracted(rows=typed, records_in=typed.num_rows)
-    return _records_path(data.decode("utf-8", errors="replace").splitlines(), src)
+        rows = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
+        out = Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
+    else:
+        records = (
+            RawRecord(i + 1, i, parquet_record_text(row), row)
+            for i, row in enumerate(table.to_pylist())
+        )
+        out = _records_path(records, src, opts, text_values=True)
+        out.objects[0].notes = [n for n in out.objects[0].notes if n["kind"] != "extra_columns"]
+    if extra:
+        out.objects[0].notes.insert(0, _extra_note(extra, "in the schema"))
+    out.objects[0].read_as = read_as
+    return out
 
 
-def extract_csv(data: bytes, src: str) -> Extracted:
-    """Typed rows of a CSV object (header row required)."""
-    table = pcsv.read_csv(
-        io.BytesIO(data),
-        convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in RAW_FIELDS}, strings_can_be_null=True
-        ),
-    )
-    lines = []
-    for rec in table.to_pylist():
-        out = {}
-        for key, value in rec.items():
-            if key in (*SENSORS, "failure") and value is not None:
-                try:
-                    out[key] = float(value) if "." in value or "e" in value.lower() else int(value)
-                except ValueError:
-                    out[key] = value
-            else:
-                out[key] = value
-        lines.append(json.dumps(out))
-    return _records_path(lines, src, first_line=2)
+_EXTRACTORS = {"jsonl": extract_jsonl, "csv": extract_csv, "parquet": extract_parquet}
 
 
-def extract_parquet(data: bytes, src: str) -> Extracted:
-    """Typed rows of a Parquet object (columns are cast to the reading schema)."""
-    table = pq.read_table(io.BytesIO(data))
-    try:
-        cols = {}
-        for name in _JSON_SCHEMA.names:
-            if name == "ts" and name in table.column_names:
-                ts = table[name]
-                cols[name] = (
-                    pc.cast(ts, pa.timestamp("us", tz="UTC"))
-                    if pa.types.is_timestamp(ts.type)
-                    else ts
-                )
-            elif name in table.column_names:
-                cols[name] = pc.cast(table[name], _JSON_SCHEMA.field(name).type)
-            else:
-                cols[name] = pa.nulls(table.num_rows, _JSON_SCHEMA.field(name).type)
-        typed_in = pa.table(cols)
-        typed = typed_in if pa.types.is_timestamp(typed_in["ts"].type) else _typed_ts(typed_in)
-        if typed is not None:
-            return Extracted(
-                rows=_with_lineage(typed, src).cast(EXTRACTED_SCHEMA), records_in=typed.num_rows
-            )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    lines = [json.dumps(rec, default=str) for rec in table.to_pylist()]
-    return _records_path(lines, src)
-
-
-def extract_object(uri: str) -> Extracted:
-    """Typed rows of one raw object, by its format."""
+def extract_object(uri: str, opts: ReadOptions | None = None) -> Extracted:
+    """Typed rows of one raw object, by its format; an unreadable object comes back with
+    no rows and its :class:`ObjectOutcome` saying why."""
+    opts = opts or ReadOptions()
     data = storage.read_bytes(uri)
-    fmt = format_of(uri)
-    if fmt == "jsonl":
-        return extract_jsonl(data, uri)
-    if fmt == "csv":
-        return extract_csv(data, uri)
-    return extract_parquet(data, uri)
+    try:
+        return _EXTRACTORS[format_of(uri)](data, uri, opts)
+    except ObjectRejected as exc:
+        outcome = ObjectOutcome(uri, reason=exc.reason, detail=exc.detail)
+        return Extracted(rows=EXTRACTED_SCHEMA.empty_table(), objects=[outcome])
 
 
-def extract(uris: list[str]) -> Extracted:
-    """Typed rows of several raw objects, concatenated."""
-    parts = [extract_object(uri) for uri in uris]
+def extract(
+    uris: list[str],
+    opts: ReadOptions | None = None,
+    per_object: dict[str, ReadOptions] | None = None,
+) -> Extracted:
+    """Typed rows of several raw objects, concatenated, with each object's outcome."""
+    opts = opts or ReadOptions()
+    per_object = per_object or {}
+    parts = [extract_object(uri, per_object.get(uri, opts)) for uri in uris]
     if not parts:
         return Extracted(rows=EXTRACTED_SCHEMA.empty_table())
     return Extracted(
         rows=pa.concat_tables([p.rows for p in parts]),
         rejected=[r for p in parts for r in p.rejected],
         records_in=sum(p.records_in for p in parts),
+        objects=[o for p in parts for o in p.objects],
     )
+
+
+def record_texts(uri: str, ordinals: set[int], opts: ReadOptions | None = None) -> dict[int, str]:
+    """The exact text of some records of a raw object, by ordinal (0-based)."""
+    opts = opts or ReadOptions()
+    data = storage.read_bytes(uri)
+    fmt = format_of(uri)
+    out: dict[int, str] = {}
+    if fmt == "parquet":
+        table, _ = open_parquet(data)
+        for i in sorted(ordinals):
+            if 0 <= i < table.num_rows:
+                out[i] = parquet_record_text(table.slice(i, 1).to_pylist()[0])
+        return out
+    text, _ = open_text(data, opts.encoding)
+    records = csv_records(text) if fmt == "csv" else json_records(text)
+    last = max(ordinals, default=-1)
+    for rec in records:
+        if rec.ordinal in ordinals:
+            out[rec.ordinal] = rec.text
+        if rec.ordinal >= last:
+            break
+    return out

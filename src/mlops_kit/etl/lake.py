@@ -72,11 +72,44 @@ def live_files(layout: Layout, table: str) -> list[str]:
 
 
 def processed_inputs(layout: Layout) -> set[str]:
-    """Raw objects already consumed by a committed run."""
+    """Raw objects already consumed by a committed run.
+
+    An object released after its run (see :func:`write_release`) is pending again until a
+    later run consumes it.
+    """
+    released = releases(layout)
     done: set[str] = set()
     for m in manifests(layout):
-        done.update(m.get("inputs", []))
+        for uri in m.get("inputs", []):
+            rel = released.get(uri)
+            if rel is None or m["committed_seq"] > rel["after_seq"]:
+                done.add(uri)
     return done
+
+
+def _release_uri(layout: Layout, uri: str) -> str:
+    import hashlib
+
+    name = hashlib.sha256(uri.encode()).hexdigest()[:32]
+    return storage.join(layout.state_uri, "etl", "releases", f"{name}.json")
+
+
+def releases(layout: Layout) -> dict[str, dict[str, Any]]:
+    """Released objects by URI: ``after_seq`` (the last run before the release) and the
+    options declared with it (``encoding``)."""
+    root = storage.join(layout.state_uri, "etl", "releases")
+    out = {}
+    for uri in storage.list_files(root, ".json"):
+        rel = storage.read_json(uri)
+        out[rel["uri"]] = rel
+    return out
+
+
+def write_release(layout: Layout, release: dict[str, Any]) -> str:
+    """Record a release (``uri``, ``after_seq``, options); returns where it was written."""
+    target = _release_uri(layout, release["uri"])
+    storage.write_json(target, release)
+    return target
 
 
 @dataclass
@@ -94,6 +127,14 @@ class Commit:
         rel = str(len(self.moves)).zfill(6) + "-" + os.path.basename(final_uri)
         staged = storage.join(self.layout.staging(self.run_id), rel)
         storage.write_parquet(staged, table, **parquet_options)
+        self.moves.append((staged, final_uri))
+        return staged
+
+    def stage_bytes(self, final_uri: str, data: bytes) -> str:
+        """Write ``data`` as it is to staging; the commit moves it to ``final_uri``."""
+        rel = str(len(self.moves)).zfill(6) + "-" + os.path.basename(final_uri)
+        staged = storage.join(self.layout.staging(self.run_id), rel)
+        storage.write_bytes(staged, data)
         self.moves.append((staged, final_uri))
         return staged
 

@@ -147,7 +147,7 @@ def _bounds(col: pa.ChunkedArray) -> tuple[object, object] | None:
         for chunk in col.chunks:
             if len(chunk) == 0:
                 continue
-            dtype = np.dtype(chunk.type.to_pandas_dtype())
+            dtype = np.dtype(f"float{chunk.type.bit_width}")
             buffer = chunk.buffers()[1]
             values = np.frombuffer(buffer, dtype=dtype, count=chunk.offset + len(chunk))
             values = values[chunk.offset :]

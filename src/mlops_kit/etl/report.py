@@ -24,7 +24,8 @@ code{font-size:12px;word-break:break-all}
 REASONS: dict[str, str] = {
     "malformed_json": "the line is not a JSON object",
     "wrong_type": "a value has the wrong type (text where a number belongs)",
-    "invalid_timestamp": "ts is not ISO 8601 with a zone",
+    "invalid_timestamp": "ts is neither ISO 8601 nor an epoch number",
+    "ragged_row": "the CSV row has more or fewer fields than the header",
     "null": "a required field has no value",
     "unaccepted_value": "a value outside its accepted set",
     "out_of_range": "a sensor value outside its physical range",
@@ -42,8 +43,11 @@ def build_report(
     quarantine: pa.Table,
     max_quarantine_rate: float,
     samples_per_reason: int = 5,
+    objects: list[dict[str, Any]] | None = None,
+    notes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready dict (accounting, reasons, fields, samples)."""
+    """The report as a JSON-ready dict (accounting, reasons, fields, samples, objects
+    quarantined whole and object-level notes)."""
     by_reason: dict[str, dict[str, Any]] = {}
     if quarantine.num_rows:
         rows = quarantine.select(["reason", "field", "detail", "record", "_source", "_line"])
@@ -68,6 +72,10 @@ def build_report(
         "max_quarantine_rate": max_quarantine_rate,
         "passed": rate <= max_quarantine_rate,
         "reasons": dict(sorted(by_reason.items(), key=lambda kv: -kv[1]["count"])),
+        "objects_quarantined": [
+            {k: o.get(k) for k in ("uri", "reason", "detail")} for o in objects or []
+        ],
+        "notes": list(notes or []),
     }
 
 
@@ -113,6 +121,30 @@ def render_html(report: dict[str, Any]) -> str:
         if reason_rows
         else "<p class='ok'>No record was rejected.</p>"
     )
+    objects = report.get("objects_quarantined", [])
+    objects_html = ""
+    if objects:
+        objects_html = (
+            "<h2>Objects quarantined whole</h2><table><tr><th>object</th><th>reason</th></tr>"
+            + "".join(
+                f"<tr><td><code>{e(str(o['uri']))}</code></td><td><b>{e(str(o['reason']))}</b>"
+                f"<br><span class='muted'>{e(str(o['detail']))}</span></td></tr>"
+                for o in objects
+            )
+            + "</table>"
+        )
+    notes = report.get("notes", [])
+    notes_html = ""
+    if notes:
+        notes_html = (
+            "<h2>Notes on objects</h2><table><tr><th>object</th><th>note</th></tr>"
+            + "".join(
+                f"<tr><td><code>{e(str(n['uri']).rsplit('/', 1)[-1])}</code></td>"
+                f"<td><b>{e(str(n['kind']))}</b>: {e(str(n['detail']))}</td></tr>"
+                for n in notes
+            )
+            + "</table>"
+        )
     identity = (
         f"{acc['rows_in']:,} in = {acc['loaded']:,} loaded + {acc['quarantined']:,} quarantined"
         f" + {acc['duplicates_dropped']:,} duplicates dropped"
@@ -124,6 +156,7 @@ def render_html(report: dict[str, Any]) -> str:
 {report["quarantine_rate"]:.2%} (threshold {report["max_quarantine_rate"]:.2%})</div>
 <div class="cards">{cards}</div>
 <p class="muted">Accounting: {e(identity)}</p>
+{objects_html}{notes_html}
 <h2>Rejected records by reason</h2>{reasons_html}
 {"".join(sample_blocks)}
 </body></html>"""

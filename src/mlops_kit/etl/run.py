@@ -9,7 +9,9 @@ next run completes the work.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +27,7 @@ from mlops_kit.config import Settings
 from mlops_kit.data.schema import READING_SCHEMA
 from mlops_kit.errors import DataQualityError, MlopsKitError
 from mlops_kit.etl import lake
-from mlops_kit.etl.extract import QUARANTINE_SCHEMA, extract
+from mlops_kit.etl.extract import QUARANTINE_SCHEMA, ReadOptions, extract, record_texts
 from mlops_kit.etl.quality import RuleSet, check, default_rules
 from mlops_kit.etl.report import build_report, render_html
 from mlops_kit.etl.transform import (
@@ -36,11 +38,12 @@ from mlops_kit.etl.transform import (
     to_readings,
 )
 from mlops_kit.etl.warehouse import open_warehouse
-from mlops_kit.ingest.raw_zone import format_of, list_raw
+from mlops_kit.ingest.raw_zone import list_raw
 
 READINGS = "readings"
 FEATURES = "device_features_hourly"
 QUARANTINE = "quarantine"
+QUARANTINED_OBJECTS = "quarantined_objects"
 FEATURE_KEY = ["device_id", "event_timestamp"]
 
 
@@ -56,6 +59,12 @@ class EtlResult:
     quarantined: int = 0
     duplicates_dropped: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    objects_in: int = 0
+    objects_quarantined: list[dict[str, Any]] = field(default_factory=list)
+    """Objects that could not be read at all: ``uri``, ``reason``, ``detail``,
+    ``quarantine_uri`` (a copy of the bytes as received)."""
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """Object-level findings (columns beyond the schema, schema drift), once per object."""
     feature_rows: int = 0
     warehouse_rows_upserted: int = 0
     report_json_uri: str | None = None
@@ -93,13 +102,71 @@ def write_device_registry(settings: Settings, devices: pa.Table) -> str:
     return uri
 
 
+def register_devices(
+    settings: Settings,
+    source: str | os.PathLike[str] | None = None,
+    ids: list[str] | None = None,
+    *,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Add devices to the registry from a file (CSV, JSON lines or Parquet with a
+    ``device_id`` column) and/or a list of ids; ids are trimmed, blanks refused.
+
+    Returns:
+        ``uri``, ``devices`` (in the registry now) and ``added``.
+    """
+    storage.configure_from_settings(settings)
+    new: list[str] = list(ids or [])
+    if source is not None:
+        new += _device_ids_from(str(source))
+    cleaned = [str(d).strip() for d in new]
+    if any(not d for d in cleaned):
+        raise MlopsKitError("a device id is empty: remove blank ids from the input")
+    existing: list[str] = []
+    if not replace and storage.exists(device_registry_uri(settings)):
+        existing = read_device_registry(settings).to_pylist()
+    merged = list(dict.fromkeys([*existing, *cleaned]))
+    uri = write_device_registry(settings, pa.table({"device_id": pa.array(merged, pa.string())}))
+    return {"uri": uri, "devices": len(merged), "added": len(merged) - len(existing)}
+
+
+def _device_ids_from(path: str) -> list[str]:
+    import pyarrow.csv as pcsv
+    import pyarrow.json as pjson
+
+    data = storage.read_bytes(path)
+    lower = path.lower()
+    try:
+        if lower.endswith(".parquet"):
+            table = storage.read_parquet(path)
+        elif lower.endswith(".csv"):
+            table = pcsv.read_csv(
+                io.BytesIO(data),
+                convert_options=pcsv.ConvertOptions(column_types={"device_id": pa.string()}),
+            )
+        elif lower.endswith((".jsonl", ".ndjson", ".json")):
+            table = pjson.read_json(io.BytesIO(data))
+        else:
+            raise MlopsKitError(
+                f"cannot read devices from '{path}': use a .csv, .jsonl or .parquet file"
+            )
+    except pa.ArrowException as exc:
+        raise MlopsKitError(f"cannot read devices from '{path}': {exc}") from None
+    if "device_id" not in table.column_names:
+        raise MlopsKitError(
+            f"'{path}' has no device_id column (columns: {', '.join(table.column_names)})"
+        )
+    return [str(d) for d in table["device_id"].drop_null().to_pylist()]
+
+
 def read_device_registry(settings: Settings) -> pa.Array:
     uri = device_registry_uri(settings)
     if not storage.exists(uri):
         raise MlopsKitError(
             f"no device registry at {uri}: the referential rule needs the known devices. "
-            "Write one with mlops_kit.etl.write_device_registry(settings, table) or "
-            "'mlops-kit data generate'"
+            "Register your devices with 'mlops-kit data register-devices FILE' (a CSV, "
+            "JSON lines or Parquet file with a device_id column) or "
+            "mlops_kit.etl.write_device_registry(settings, table)"
         )
     return storage.read_parquet(uri, columns=["device_id"])["device_id"].combine_chunks()
 
@@ -137,8 +204,11 @@ def _by_date(table: pa.Table, column: str) -> dict[date, pa.Table]:
     return out
 
 
-def _run_id(inputs: list[str], now: datetime) -> str:
-    digest = hashlib.sha256("\n".join(sorted(inputs)).encode()).hexdigest()[:10]
+def _run_id(inputs: list[str], now: datetime, seq: int) -> str:
+    """Deterministic for the same inputs at the same point of the lake's history (a
+    released object read again later gets a new id)."""
+    key = "\n".join([str(seq), *sorted(inputs)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return f"{now:%Y%m%dT%H%M%S}Z-{digest}"
 
 
@@ -178,16 +248,30 @@ class Batch:
     duplicates_dropped: int = 0
     checked: bool = False
     report: dict[str, Any] = field(default_factory=dict)
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per input: records, and ``reason``/``detail`` when quarantined whole."""
+
+    @property
+    def quarantined_objects(self) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o.get("reason")]
+
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        return [{"uri": o["uri"], **n} for o in self.objects for n in o.get("notes", [])]
 
     @property
     def accounting(self) -> dict[str, Any]:
         reasons = Counter(self.quarantine["reason"].to_pylist())
+        whole = Counter(o["reason"] for o in self.quarantined_objects)
         return {
             "rows_in": self.rows_in,
             "loaded": self.rows.num_rows if self.checked else 0,
             "quarantined": self.quarantine.num_rows,
             "duplicates_dropped": self.duplicates_dropped,
             "quarantined_by_reason": dict(sorted(reasons.items())),
+            "objects_in": len(self.inputs),
+            "objects_quarantined": sum(whole.values()),
+            "objects_quarantined_by_reason": dict(sorted(whole.items())),
         }
 
     def save(self, uri: str) -> None:
@@ -202,6 +286,7 @@ class Batch:
             "duplicates_dropped": self.duplicates_dropped,
             "checked": self.checked,
             "report": self.report,
+            "objects": self.objects,
         }
         storage.write_json(storage.join(uri, "batch.json"), meta)
 
@@ -218,6 +303,7 @@ class Batch:
             duplicates_dropped=meta["duplicates_dropped"],
             checked=meta["checked"],
             report=meta["report"],
+            objects=meta.get("objects", []),
         )
 
 
@@ -240,15 +326,27 @@ def extract_transform(
     pending = [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
     if not pending:
         return None
-    extracted = extract(pending)
+    base, per_object = read_options(settings)
+    extracted = extract(pending, base, per_object)
     return Batch(
-        run_id=_run_id(pending, now),
+        run_id=_run_id(pending, now, len(lake.manifests(layout))),
         now=now,
         inputs=pending,
         rows_in=extracted.records_in,
         rows=normalise(extracted.rows),
         quarantine=extracted.rejected_table(),
+        objects=[o.to_dict() for o in extracted.objects],
     )
+
+
+def read_options(settings: Settings) -> tuple[ReadOptions, dict[str, ReadOptions]]:
+    """How raw objects are read: from ``settings.parse``, and per released object."""
+    base = ReadOptions.from_settings(settings)
+    per_object = {
+        uri: base.with_encoding(rel.get("encoding"))
+        for uri, rel in lake.releases(layout_of(settings)).items()
+    }
+    return base, per_object
 
 
 def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None) -> Batch:
@@ -275,15 +373,23 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
         inputs=batch.inputs,
         rows_in=batch.rows_in,
         rows=to_readings(result.valid),
-        quarantine=pa.concat_tables([batch.quarantine, _quarantine_rows(result.quarantined)]),
+        quarantine=pa.concat_tables(
+            [batch.quarantine, _quarantine_rows(settings, result.quarantined)]
+        ),
         duplicates_dropped=result.duplicates_dropped,
         checked=True,
+        objects=batch.objects,
     )
     acc = checked.accounting
     if acc["rows_in"] != acc["loaded"] + acc["quarantined"] + acc["duplicates_dropped"]:
         raise MlopsKitError(f"internal accounting mismatch in run {batch.run_id}: {acc}")
     report = build_report(
-        batch.run_id, acc, checked.quarantine, settings.quality.max_quarantine_rate
+        batch.run_id,
+        acc,
+        checked.quarantine,
+        settings.quality.max_quarantine_rate,
+        objects=checked.quarantined_objects,
+        notes=checked.notes,
     )
     report_dir = storage.join(settings.storage.reports_uri or "", f"run={batch.run_id}")
     json_uri = storage.join(report_dir, "quality.json")
@@ -348,6 +454,14 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         final = storage.join(layout.quarantine_uri, f"date={now.date()}", f"part-{run_id}.parquet")
         commit.stage(final, quarantine)
         outputs[QUARANTINE]["added"].append(final)
+    objects_quarantined = []
+    for obj in batch.quarantined_objects:
+        final = storage.join(
+            layout.quarantine_uri, "objects", f"date={now.date()}", obj["uri"].rsplit("/", 1)[-1]
+        )
+        commit.stage_bytes(final, storage.read_bytes(obj["uri"]))
+        outputs.setdefault(QUARANTINED_OBJECTS, {"added": [], "removed": []})["added"].append(final)
+        objects_quarantined.append({**obj, "quarantine_uri": final})
     maybe_fail("etl.after_stage")
 
     accounting = batch.accounting
@@ -360,6 +474,8 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         "accounting": accounting,
         "outputs": outputs,
         "feature_rows": n_features,
+        "objects_quarantined": objects_quarantined,
+        "notes": batch.notes,
         "report": batch.report,
         "warehouse": {"url": _redact(settings.warehouse.url), "table": settings.warehouse.table},
     }
@@ -373,6 +489,9 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         quarantined=accounting["quarantined"],
         duplicates_dropped=accounting["duplicates_dropped"],
         quarantined_by_reason=accounting["quarantined_by_reason"],
+        objects_in=accounting["objects_in"],
+        objects_quarantined=objects_quarantined,
+        notes=batch.notes,
         feature_rows=n_features,
         warehouse_rows_upserted=n_features,
         report_json_uri=batch.report.get("json"),
@@ -406,28 +525,34 @@ def run_etl(
     return load(settings, quality_check(settings, batch, rules))
 
 
-def _quarantine_rows(rejected: pa.Table) -> pa.Table:
+def _quarantine_rows(settings: Settings, rejected: pa.Table) -> pa.Table:
     """Quality rejects in the quarantine schema, each with its record as received.
 
-    The raw line is read back from the raw object (JSON lines and CSV); for Parquet, which
-    has no text form, the record is the typed row as JSON.
+    The record's exact text is read back from its raw object by its position (for
+    Parquet, which has no text form, the row's original values as JSON).
     """
     if rejected.num_rows == 0:
         return QUARANTINE_SCHEMA.empty_table()
-    payload = rejected.drop_columns(["reason", "field", "detail", "_source", "_line"])
+    lineage = [c for c in ("_source", "_line", "_record") if c in rejected.column_names]
+    payload = rejected.drop_columns(["reason", "field", "detail", *lineage])
     sources = rejected["_source"].to_pylist()
-    lines = rejected["_line"].to_pylist()
-    raw_lines: dict[str, list[str]] = {}
-    for src in set(sources):
-        if src and format_of(src) in ("jsonl", "csv"):
-            raw_lines[src] = storage.read_bytes(src).decode("utf-8", "replace").splitlines()
+    ordinals = (
+        rejected["_record"].to_pylist()
+        if "_record" in rejected.column_names
+        else [None] * rejected.num_rows
+    )
+    wanted: dict[str, set[int]] = {}
+    for src, ordinal in zip(sources, ordinals, strict=True):
+        if src and ordinal is not None:
+            wanted.setdefault(src, set()).add(ordinal)
+    base, per_object = read_options(settings)
+    texts = {
+        src: record_texts(src, ords, per_object.get(src, base)) for src, ords in wanted.items()
+    }
     records = []
-    for src, line, row in zip(sources, lines, payload.to_pylist(), strict=True):
-        text = raw_lines.get(src)
-        if text is not None and 0 < line <= len(text):
-            records.append(text[line - 1])
-        else:
-            records.append(json.dumps(row, default=str))
+    for src, ordinal, row in zip(sources, ordinals, payload.to_pylist(), strict=True):
+        text = texts.get(src, {}).get(ordinal) if ordinal is not None else None
+        records.append(text if text is not None else json.dumps(row, default=str))
     return pa.table(
         {
             "reason": rejected["reason"],
@@ -466,3 +591,62 @@ def _redact(url: str | None) -> str | None:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}@{host}"
+
+
+def quarantined_objects(settings: Settings) -> list[dict[str, Any]]:
+    """Objects quarantined whole by their latest run, with ``run_id`` and ``released``
+    (True when a release is waiting for the next run)."""
+    layout = layout_of(settings)
+    latest: dict[str, dict[str, Any] | None] = {}
+    for m in lake.manifests(layout):
+        whole = {o["uri"]: o for o in m.get("objects_quarantined", [])}
+        for uri in m.get("inputs", []):
+            obj = whole.get(uri)
+            latest[uri] = (
+                {**obj, "run_id": m["run_id"], "committed_seq": m["committed_seq"]} if obj else None
+            )
+    released = lake.releases(layout)
+    out = []
+    for uri, obj in latest.items():
+        if obj is None:
+            continue
+        rel = released.get(uri)
+        out.append(
+            {**obj, "released": rel is not None and rel["after_seq"] >= obj["committed_seq"]}
+        )
+    return out
+
+
+def release_object(settings: Settings, uri: str, *, encoding: str | None = None) -> dict[str, Any]:
+    """Let the next ETL run read a quarantined object again, optionally declaring its
+    text encoding (for instance ``latin-1``).
+
+    Raises:
+        MlopsKitError: when ``uri`` is not an object quarantined whole.
+    """
+    storage.configure_from_settings(settings)
+    quarantined = {o["uri"]: o for o in quarantined_objects(settings)}
+    if uri not in quarantined:
+        known = ", ".join(sorted(quarantined)) or "none"
+        raise MlopsKitError(
+            f"'{uri}' is not an object quarantined whole, so there is nothing to release "
+            f"(quarantined objects: {known}; list them with 'mlops-kit etl quarantined')"
+        )
+    if encoding:
+        try:
+            "".encode(encoding)
+        except LookupError:
+            raise MlopsKitError(
+                f"unknown encoding '{encoding}': use a Python codec name such as latin-1, "
+                "cp1252 or utf-16"
+            ) from None
+    layout = layout_of(settings)
+    release = {
+        "uri": uri,
+        "after_seq": len(lake.manifests(layout)),
+        "encoding": encoding,
+        "released_at": datetime.now(timezone.utc).isoformat(),
+        "previous_reason": quarantined[uri]["reason"],
+    }
+    lake.write_release(layout, release)
+    return release

@@ -6,7 +6,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_kit.data.schema import READING_SCHEMA, SENSORS, feature_columns
+from mlops_kit.data.schema import READING_SCHEMA, SENSORS, count_columns, feature_columns
 
 FEATURES_SCHEMA = pa.schema(
     [
@@ -15,10 +15,14 @@ FEATURES_SCHEMA = pa.schema(
         pa.field("readings_1h", pa.int64()),
         pa.field("readings_24h", pa.int64()),
         *[pa.field(name, pa.float64()) for name in feature_columns()],
+        *[pa.field(name, pa.int64()) for name in count_columns()],
         pa.field("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-"""Hourly per-device features; ``event_timestamp`` is the end of the hour they describe."""
+"""Hourly per-device features; ``event_timestamp`` is the end of the hour they describe.
+
+``readings_<w>`` counts the readings of the window; ``<sensor>_count_<w>`` counts the
+values the sensor's statistics were computed from (nulls are not values)."""
 
 
 def normalise(table: pa.Table) -> pa.Table:
@@ -64,16 +68,26 @@ def hourly_features(readings: pa.Table, created_at: object = None) -> pa.Table:
     ``event_timestamp`` is the end of the hour, so every value it holds was observable
     at that time (no leakage into point-in-time joins). The 24 h window covers the 24
     hours ending at ``event_timestamp``; ``readings`` must include that lookback.
+
+    Nulls are not values: a statistic is computed over the values present, and a window
+    in which a sensor has no value (an absent column, or only nulls) gives null, never 0.
+    ``<sensor>_count_<w>`` says how many values each statistic saw.
     """
     if readings.num_rows == 0:
         return FEATURES_SCHEMA.empty_table()
-    df = pl.from_arrow(readings.select(["device_id", "ts", *SENSORS]))
+    cols = {"device_id": readings["device_id"], "ts": readings["ts"]}
+    for s in SENSORS:
+        cols[s] = (
+            readings[s] if s in readings.column_names else pa.nulls(readings.num_rows, pa.float64())
+        )
+    df = pl.from_arrow(pa.table(cols))
     assert isinstance(df, pl.DataFrame)
     partial = (
         df.with_columns(pl.col("ts").dt.truncate("1h").alias("hour"))
         .group_by(["device_id", "hour"])
         .agg(
             pl.len().alias("n"),
+            *[pl.col(s).count().alias(f"{s}__n") for s in SENSORS],
             *[pl.col(s).sum().alias(f"{s}__sum") for s in SENSORS],
             *[(pl.col(s) ** 2).sum().alias(f"{s}__sq") for s in SENSORS],
             *[pl.col(s).max().alias(f"{s}__max") for s in SENSORS],
@@ -85,7 +99,12 @@ def hourly_features(readings: pa.Table, created_at: object = None) -> pa.Table:
         pl.col("n").rolling_sum_by("hour", "24h").over("device_id").alias("readings_24h"),
     ]
     for s in SENSORS:
-        n, sm, sq, mx = pl.col("n"), pl.col(f"{s}__sum"), pl.col(f"{s}__sq"), pl.col(f"{s}__max")
+        n, sm, sq, mx = (
+            pl.col(f"{s}__n"),
+            pl.col(f"{s}__sum"),
+            pl.col(f"{s}__sq"),
+            pl.col(f"{s}__max"),
+        )
         exprs += _stats(s, "1h", n, sm, sq, mx)
         n24 = n.rolling_sum_by("hour", "24h").over("device_id")
         sm24 = sm.rolling_sum_by("hour", "24h").over("device_id")
@@ -102,7 +121,14 @@ def hourly_features(readings: pa.Table, created_at: object = None) -> pa.Table:
 
 
 def _stats(s: str, w: str, n: pl.Expr, sm: pl.Expr, sq: pl.Expr, mx: pl.Expr) -> list[pl.Expr]:
-    mean = sm / n
+    """Mean, std and max from a window's value count, sum, sum of squares and max."""
+    mean = pl.when(n > 0).then(sm / n).otherwise(None)
     var = ((sq - sm * sm / n) / (n - 1)).clip(lower_bound=0.0)
     std = pl.when(n > 1).then(var.sqrt()).otherwise(None)
-    return [mean.alias(f"{s}_mean_{w}"), std.alias(f"{s}_std_{w}"), mx.alias(f"{s}_max_{w}")]
+    top = pl.when(n > 0).then(mx).otherwise(None)
+    return [
+        mean.alias(f"{s}_mean_{w}"),
+        std.alias(f"{s}_std_{w}"),
+        top.alias(f"{s}_max_{w}"),
+        n.alias(f"{s}_count_{w}"),
+    ]

@@ -30,6 +30,7 @@ class ViewSpec:
 def _window(w: str) -> dict[str, str]:
     out = {f"readings_{w}": "Int64"}
     out.update({f"{s}_{stat}_{w}": "Float64" for s in SENSORS for stat in STATS})
+    out.update({f"{s}_count_{w}": "Int64" for s in SENSORS})
     return out
 
 
@@ -101,12 +102,33 @@ def derive(inputs: dict[str, list[float | None]]) -> dict[str, list[float | None
 
 
 SERVICE_PREFIX = "device_failure"
-SERVICES: dict[int, tuple[str, ...]] = {1: (HOURLY.name, DAILY.name, DERIVED_VIEW)}
-"""Feature service version -> the views it serves (all of their features).
+SERVICES: dict[int, tuple[str, ...]] = {
+    1: (HOURLY.name, DAILY.name, DERIVED_VIEW),
+    2: (HOURLY.name, DAILY.name, DERIVED_VIEW),
+}
+"""Feature service version -> the views it serves.
 
 A model version records the service it was trained with (``device_failure_v<N>``); a new
-set of features is a new version, never an edit of an existing one.
+set of features is a new version, never an edit of an existing one. Version 1 serves the
+statistics; version 2 adds the coverage counts (``<sensor>_count_<window>``).
 """
+
+COVERAGE_SINCE = 2
+"""The first service version that serves the ``*_count_*`` coverage features."""
+
+
+def _is_coverage(feature: str) -> bool:
+    return "_count_" in feature
+
+
+def service_members(version: int) -> dict[str, list[str]]:
+    """View -> the features of it that the service of ``version`` serves."""
+    service_name(version)
+    out: dict[str, list[str]] = {}
+    for view in SERVICES[version]:
+        names = list(DERIVED) if view == DERIVED_VIEW else list(VIEWS[view].features)
+        out[view] = [n for n in names if version >= COVERAGE_SINCE or not _is_coverage(n)]
+    return out
 
 
 def service_name(version: int) -> str:
@@ -126,9 +148,7 @@ def all_features() -> dict[str, str]:
 
 def service_features(version: int) -> list[str]:
     """The ``<view>:<feature>`` references the service of ``version`` serves."""
-    service_name(version)
-    views = SERVICES[version]
-    return [ref for ref in all_features() if ref.split(":", 1)[0] in views]
+    return [f"{view}:{f}" for view, names in service_members(version).items() for f in names]
 
 
 def resolve_features(names: list[str] | None, version: int) -> list[str]:

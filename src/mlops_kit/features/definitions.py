@@ -124,8 +124,11 @@ def build(settings: Settings) -> Definitions:
         description="Differences between the 1 h and 24 h windows, computed at request time.",
     )
     services = {}
-    for version, names in catalog.SERVICES.items():
-        members: list[Any] = [views.get(n, derived) for n in names]
+    for version in catalog.SERVICES:
+        members: list[Any] = [
+            (views[view][names] if view in views else derived)
+            for view, names in catalog.service_members(version).items()
+        ]
         services[version] = FeatureService(
             name=catalog.service_name(version),
             features=members,

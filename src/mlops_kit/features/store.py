@@ -122,13 +122,20 @@ def _utc(when: datetime) -> datetime:
 class FeatureClient:
     """The feature store of one :class:`~mlops_kit.config.Settings`.
 
-    Feast is imported on first use, not when the client is built.
+    Feast is imported on first use, not when the client is built; building one without
+    Feast installed fails at once, naming the extra to install.
 
     Args:
         settings: where the registry, the online store and the feature data are.
     """
 
     def __init__(self, settings: Settings) -> None:
+        from mlops_kit._lazy import is_installed
+
+        if not is_installed("feast"):
+            from mlops_kit.errors import MissingExtraError
+
+            raise MissingExtraError("feast", "feast", "the feature store")
         self.settings = settings
         self.placement: Placement = placement(settings)
         self._store: Any = None

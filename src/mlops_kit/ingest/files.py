@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 from mlops_kit import storage
@@ -19,12 +19,21 @@ _EXT = {
 }
 
 
+_COMPRESSED = (".gz", ".gzip", ".zst", ".zstd", ".bz2")
+
+
 def detect_format(uri: str) -> str:
-    ext = os.path.splitext(uri)[1].lower()
+    """``csv``, ``jsonl`` or ``parquet`` from the extension (a trailing ``.gz``, ``.zst``
+    or ``.bz2`` is looked through: the ETL finds compression by magic bytes)."""
+    stem, ext = os.path.splitext(uri)
+    if ext.lower() in _COMPRESSED:
+        ext = os.path.splitext(stem)[1]
+    ext = ext.lower()
     if ext not in _EXT:
         raise IngestionError(
             f"cannot tell the format of '{uri}' from its extension: "
-            f"use one of {', '.join(sorted(_EXT))}"
+            f"use one of {', '.join(sorted(_EXT))} (optionally followed by "
+            f"{', '.join(_COMPRESSED)})"
         )
     return _EXT[ext]
 
@@ -34,13 +43,46 @@ def ingest_files(
     raw_uri: str,
     source: str = "files",
     ingest_date: date | None = None,
+    on_landed: Callable[[LandedObject], None] | None = None,
 ) -> list[LandedObject]:
     """Land each file as it is (bytes unchanged) in the raw zone.
 
-    Files already landed (same bytes) are reported with ``created=False``.
+    Every name is checked before anything lands (a file of an unknown format or one that
+    does not exist lands none); files already landed (same bytes) are reported with
+    ``created=False``. ``on_landed`` is called after each file.
+
+    Raises:
+        IngestionError: naming every file that cannot be taken; if one fails while
+            landing, naming those that already landed (landing again is a no-op).
     """
-    landed = []
+    from mlops_kit.ingest.raw_zone import check_source
+
+    uris = list(uris)
+    check_source(source)
+    problems = []
+    formats = []
     for uri in uris:
-        fmt = detect_format(uri)
-        landed.append(land(raw_uri, source, storage.read_bytes(uri), fmt, ingest_date))
+        try:
+            formats.append(detect_format(uri))
+        except IngestionError as exc:
+            problems.append(str(exc))
+            continue
+        if not storage.exists(uri):
+            problems.append(f"'{uri}' does not exist")
+    if problems:
+        raise IngestionError("nothing was landed: " + "; ".join(problems), problems=problems)
+    landed: list[LandedObject] = []
+    for uri, fmt in zip(uris, formats, strict=True):
+        try:
+            obj = land(raw_uri, source, storage.read_bytes(uri), fmt, ingest_date)
+        except Exception as exc:
+            done = ", ".join(o.uri for o in landed) or "none"
+            raise IngestionError(
+                f"landing '{uri}' failed ({exc}); already landed: {done}. "
+                "Run the same command again once fixed: landed files are not duplicated",
+                landed=[o.uri for o in landed],
+            ) from exc
+        landed.append(obj)
+        if on_landed is not None:
+            on_landed(obj)
     return landed

@@ -4,9 +4,10 @@ Layout::
 
     <raw_uri>/source=<source>/date=<YYYY-MM-DD>/<sha256>.<ext>
     <raw_uri>/_index/source=<source>/<sha256>.json      # one marker per landed object
+    <raw_uri>/_index/source=<source>/<sha256>.<ext>.json  # the same bytes as another format
 
-The object name is the SHA-256 of its bytes, so landing the same bytes twice is a
-no-op (the index marker is checked first), and the ETL's ledger can name inputs
+The object name is the SHA-256 of its bytes, so landing the same bytes (as the same
+format) twice is a no-op (the index marker is checked first), and the ETL's ledger can name inputs
 unambiguously. Files and folders whose name starts with ``_`` or ``.`` are not data.
 """
 
@@ -71,7 +72,13 @@ def land(
     marker = storage.join(raw_uri, "_index", f"source={source}", f"{digest}.json")
     if storage.exists(marker):
         previous = storage.read_json(marker)
-        return LandedObject(previous["uri"], source, digest, len(data), fmt, created=False)
+        if previous.get("format", fmt) == fmt:
+            return LandedObject(previous["uri"], source, digest, len(data), fmt, created=False)
+        # the same bytes declared as another format are another object
+        marker = storage.join(raw_uri, "_index", f"source={source}", f"{digest}.{fmt}.json")
+        if storage.exists(marker):
+            previous = storage.read_json(marker)
+            return LandedObject(previous["uri"], source, digest, len(data), fmt, created=False)
     day = ingest_date or datetime.now(timezone.utc).date()
     uri = storage.join(raw_uri, f"source={source}", f"date={day.isoformat()}", f"{digest}.{fmt}")
     storage.write_bytes(uri, data)
