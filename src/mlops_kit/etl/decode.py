@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pyarrow as pa
@@ -269,6 +269,18 @@ def _lines_with_ends(text: str) -> list[str]:
     return out
 
 
+def _iter_lines(text: str) -> Iterator[str]:
+    """Lines split on LF only, lazily (for reading the first lines of a large text)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start : end + 1]
+        start = end + 1
+
+
 def _strip_eol(line: str) -> str:
     return line[:-1] if line.endswith("\n") else line
 
@@ -380,12 +392,21 @@ def _json_array(text: str) -> Iterator[RawRecord]:
 
 
 def csv_header(text: str) -> tuple[list[str], int]:
-    """The header fields of a CSV text and the number of lines the header spans."""
+    """The header fields of a CSV text and the number of lines the header spans.
+
+    Raises:
+        ObjectRejected: ``missing_header`` when the first line is not CSV at all.
+    """
     csv.field_size_limit(sys.maxsize)
-    reader = csv.reader(_lines_with_ends(text))
-    for row in reader:
-        if row:
-            return [c.strip() for c in row], reader.line_num
+    reader = csv.reader(_iter_lines(text))
+    try:
+        for row in reader:
+            if row:
+                return [c.strip() for c in row], reader.line_num
+    except csv.Error as exc:
+        raise ObjectRejected(
+            "missing_header", f"the header line cannot be parsed as CSV: {exc}"
+        ) from exc
     return [], reader.line_num
 
 
@@ -459,13 +480,20 @@ def epoch_unit_of(value: float) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _from_epoch(value: float, unit: EpochUnit) -> datetime | None:
+_INT_SCALE = {"s": (1_000_000, 1), "ms": (1_000, 1), "us": (1, 1), "ns": (1, 1_000)}
+
+
+def _from_epoch(value: float | int, unit: EpochUnit) -> datetime | None:
     if value != value or value in (float("inf"), float("-inf")):
         return None
     u = epoch_unit_of(value) if unit == "auto" else unit
-    micros = value * _EPOCH_SCALE[u]
+    if isinstance(value, int):  # exact: no float rounding of large nanosecond values
+        mul, div = _INT_SCALE[u]
+        micros: float | int = (value * mul + div // 2) // div
+    else:
+        micros = round(value * _EPOCH_SCALE[u])
     try:
-        return _EPOCH + timedelta(microseconds=round(micros))
+        return _EPOCH + timedelta(microseconds=micros)
     except OverflowError:
         return None
 
@@ -480,12 +508,15 @@ def parse_timestamp(
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return _from_epoch(float(value), epoch_unit)
+        return _from_epoch(value, epoch_unit)
     if not isinstance(value, str):
         return None
     s = value.strip()
     if _NUMERIC.match(s):
-        return _from_epoch(float(s), epoch_unit)
+        try:
+            return _from_epoch(int(s), epoch_unit)
+        except ValueError:
+            return _from_epoch(float(s), epoch_unit)
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
@@ -504,8 +535,34 @@ def epoch_to_timestamp(values: pa.Array | pa.ChunkedArray, unit: EpochUnit = "au
     """Integer or float epochs to ``timestamp[us, UTC]``, the unit per value by magnitude
     when ``auto``; values out of range become null."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    nums = arr.to_numpy(zero_copy_only=False).astype("float64")
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_integer(arr.type):
+        ints = arr.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
+        mag = np.abs(ints)
+        present = mag[valid]
+        if present.size and unit == "auto":
+            lo, hi = epoch_unit_of(float(present.min())), epoch_unit_of(float(present.max()))
+            if lo == hi:
+                unit = cast(EpochUnit, lo)  # one unit for the whole column: one multiply
+        if unit in ("s", "ms", "us") and len(ints):
+            mul = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+            limit = {"s": 2.5e11, "ms": 2.5e14, "us": 2.5e17}[unit]
+            ok = valid & (mag < limit)
+            micros = np.where(ok, ints, 0) * mul
+            return pa.array(micros, pa.int64(), mask=~ok).cast(pa.timestamp("us", tz="UTC"))
+        if unit == "auto":
+            unit_idx = np.select([mag < 10**11, mag < 10**14, mag < 10**17], [0, 1, 2], default=3)
+        else:
+            unit_idx = np.full(len(ints), ["s", "ms", "us", "ns"].index(unit))
+        ns_ok = np.ones(len(ints), dtype=bool)  # any int64 of nanoseconds fits
+        in_range = np.choose(unit_idx, [mag < 2.5e11, mag < 2.5e14, mag < 2.5e17, ns_ok])
+        safe = np.where(in_range, ints, 0)
+        rounded_ns = safe // 1_000 + (safe % 1_000 >= 500)
+        micros = np.choose(unit_idx, [safe * 1_000_000, safe * 1_000, safe, rounded_ns])
+        ok = valid & in_range
+        out = np.where(ok, micros, 0).astype("int64")
+        return pa.array(out, pa.int64(), mask=~ok).cast(pa.timestamp("us", tz="UTC"))
+    nums = arr.to_numpy(zero_copy_only=False).astype("float64")
     finite = np.isfinite(nums)
     nums = np.where(finite, nums, 0.0)
     if unit == "auto":

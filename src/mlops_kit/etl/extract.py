@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -51,13 +52,14 @@ EXTRACTED_SCHEMA = pa.schema(
         *[pa.field(name, pa.float64()) for name in SENSORS],
         pa.field("failure", pa.float64()),
         pa.field("temperature_unit", pa.string()),
-        pa.field("_source", pa.string()),
+        pa.field("_source", pa.dictionary(pa.int32(), pa.string())),
         pa.field("_line", pa.int64()),
         pa.field("_record", pa.int64()),
     ]
 )
-"""Typed columns plus lineage: the raw object, the line its record starts on (1-based)
-and the record's position among the object's records (0-based)."""
+"""Typed columns plus lineage: the raw object (dictionary-encoded: one value per object),
+the line its record starts on (1-based) and its position among the object's records
+(0-based)."""
 
 _STRING_SCHEMA = pa.schema(
     [
@@ -224,7 +226,7 @@ def _records_path(
     records: Iterable[RawRecord], src: str, opts: ReadOptions, text_values: bool
 ) -> Extracted:
     """Per-record extraction: keep what types, reject the rest with its reason and text."""
-    cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names}
+    cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names if name != "_source"}
     rejected: list[dict] = []
     outcome = ObjectOutcome(src)
     extra: Counter[str] = Counter()
@@ -247,10 +249,10 @@ def _records_path(
         assert typed is not None
         for name, v in typed.items():
             cols[name].append(v)
-        cols["_source"].append(src)
         cols["_line"].append(rec.line)
         cols["_record"].append(rec.ordinal)
-    rows = pa.table(cols, schema=EXTRACTED_SCHEMA)
+    data = {**cols, "_source": _source_column(src, len(cols["_line"]))}
+    rows = pa.table({name: data[name] for name in EXTRACTED_SCHEMA.names}, schema=EXTRACTED_SCHEMA)
     outcome.records, outcome.rejected = n_in, len(rejected)
     if extra:
         outcome.notes.append(_extra_note(sorted(extra), f"in {max(extra.values())} records"))
@@ -277,11 +279,15 @@ def _extra_note(columns: list[str], where: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- fast paths
+def _source_column(src: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([src]))
+
+
 def _with_lineage(table: pa.Table, src: str, first_line: int = 1) -> pa.Table:
     n = table.num_rows
-    table = table.append_column("_source", pa.array([src] * n, pa.string()))
-    table = table.append_column("_line", pa.array(range(first_line, first_line + n), pa.int64()))
-    return table.append_column("_record", pa.array(range(n), pa.int64()))
+    table = table.append_column("_source", _source_column(src, n))
+    table = table.append_column("_line", pa.array(np.arange(first_line, first_line + n)))
+    return table.append_column("_record", pa.array(np.arange(n, dtype=np.int64)))
 
 
 def _typed_ts(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
@@ -336,29 +342,36 @@ def _cast_columns(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
     return _typed_ts(pa.table(cols), opts)
 
 
-def _lines_match(text: str, rows: int) -> bool:
-    """True when each of ``rows`` records sits on its own non-blank line (no blank lines,
-    no record spanning lines), so record i is line i + first line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines = lines[:-1]
-    return len(lines) == rows and all(line.strip() for line in lines)
+def _lines_match(data: bytes, rows: int) -> bool:
+    """True when the object has exactly ``rows`` lines.
+
+    Arrow's readers skip blank lines and refuse a record spanning lines, so when the
+    counts agree each record sits on its own line and record i is line i + first line.
+    """
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    return lines == rows
 
 
 def extract_jsonl(data: bytes, src: str, opts: ReadOptions | None = None) -> Extracted:
     """Typed rows of a JSON object: JSON lines, a JSON array or one JSON object."""
     opts = opts or ReadOptions()
     text, read_as = open_text(data, opts.encoding)
-    out = _extract_json_text(text, src, opts)
+    out = _extract_json_text(text, _utf8(data, text, read_as), src, opts)
     out.objects[0].read_as = read_as
     return out
 
 
-def _extract_json_text(text: str, src: str, opts: ReadOptions) -> Extracted:
+def _utf8(data: bytes, text: str, read_as: dict[str, str | None]) -> bytes:
+    """The object's text as UTF-8 bytes (the bytes as received when they already are)."""
+    plain = read_as.get("compression") is None and read_as.get("encoding") == "utf-8"
+    return data if plain and not data.startswith(b"\xef\xbb\xbf") else text.encode()
+
+
+def _extract_json_text(text: str, raw: bytes, src: str, opts: ReadOptions) -> Extracted:
     if text.lstrip().startswith("{"):
         try:
             table = pjson.read_json(
-                io.BytesIO(text.encode()),
+                io.BytesIO(raw),
                 parse_options=pjson.ParseOptions(
                     explicit_schema=_STRING_SCHEMA, unexpected_field_behavior="error"
                 ),
@@ -366,7 +379,7 @@ def _extract_json_text(text: str, src: str, opts: ReadOptions) -> Extracted:
             typed = _typed_ts(table, opts)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             typed = None
-        if typed is not None and _lines_match(text, typed.num_rows):
+        if typed is not None and _lines_match(raw, typed.num_rows):
             rows = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
             return Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
     return _records_path(json_records(text), src, opts, text_values=False)
@@ -386,21 +399,10 @@ def extract_csv(data: bytes, src: str, opts: ReadOptions | None = None) -> Extra
         )
     extra = [c for c in header if c not in RAW_FIELDS]
     out = None
+    raw = _utf8(data, text, read_as)
     if header_lines == 1 and len(set(header)) == len(header):
-        try:
-            table = pcsv.read_csv(
-                io.BytesIO(text.encode()),
-                read_options=pcsv.ReadOptions(block_size=max(1 << 20, 4 * (text.find("\n") + 1))),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={name: pa.string() for name in header},
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
-            )
-            typed = _cast_columns(table, opts)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            typed = None
-        if typed is not None and _lines_match(text, typed.num_rows + 1):
+        typed = _csv_fast(raw, header, opts, block=4 * (text.find("\n") + 1))
+        if typed is not None and _lines_match(raw, typed.num_rows + 1):
             rows = _with_lineage(typed, src, first_line=2).cast(EXTRACTED_SCHEMA)
             out = Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
     if out is None:
@@ -410,6 +412,33 @@ def extract_csv(data: bytes, src: str, opts: ReadOptions | None = None) -> Extra
         out.objects[0].notes.insert(0, _extra_note(extra, "in the header"))
     out.objects[0].read_as = read_as
     return out
+
+
+def _csv_fast(raw: bytes, header: list[str], opts: ReadOptions, block: int) -> pa.Table | None:
+    """A clean CSV read by Arrow: first with the reading types (numbers and zoned ISO
+    times parsed by the reader), then as text cast afterwards (epochs, naive times);
+    None when a value needs the per-record path."""
+    typed_columns: dict[str, pa.DataType] = {name: pa.string() for name in header}
+    typed_columns.update({n: pa.float64() for n in _NUMERIC if n in typed_columns})
+    if "ts" in typed_columns:
+        typed_columns["ts"] = pa.timestamp("us", tz="UTC")
+    for column_types in (typed_columns, {name: pa.string() for name in header}):
+        try:
+            table = pcsv.read_csv(
+                io.BytesIO(raw),
+                read_options=pcsv.ReadOptions(block_size=max(1 << 20, block)),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=column_types,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        typed = _cast_columns(table, opts)
+        if typed is not None:
+            return typed
+    return None
 
 
 def _json_safe(value: Any) -> Any:

@@ -559,7 +559,7 @@ def _quarantine_rows(settings: Settings, rejected: pa.Table) -> pa.Table:
             "field": rejected["field"],
             "detail": rejected["detail"],
             "record": pa.array(records, pa.string()),
-            "_source": rejected["_source"],
+            "_source": rejected["_source"].cast(pa.string()),
             "_line": rejected["_line"],
         },
         schema=QUARANTINE_SCHEMA,

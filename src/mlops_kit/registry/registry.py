@@ -369,8 +369,9 @@ class ModelRegistry:
         import hashlib
 
         name = self.default_name(name)
+        client = self.client  # a missing extra is named as such, not as a missing run
         try:
-            run = self.client.get_run(run_id)
+            run = client.get_run(run_id)
         except Exception:
             raise ModelNotFoundError(
                 f"no run '{run_id}' at {self.target.display_uri}: pass the run id that "
