@@ -130,6 +130,9 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     # every injected bad record is quarantined with its reason, and nothing else is
     assert result.quarantined_by_reason == summary["injected"]
     assert summary["api_records"] > 0 and summary["stream_records"] > 0
+    # the Latin-1 export is quarantined whole; nothing was skipped in a full install
+    assert [o["reason"] for o in result.objects_quarantined] == ["unreadable_encoding"]
+    assert summary["skipped"] == []
     # the feature store step applied, materialized and served an online lookup
     features = summary["features"]
     assert features["materialize"]["views"]["device_hourly"]["rows"] == result.feature_rows

@@ -77,6 +77,11 @@ def run_demo(
         part_files.slice(half), bad_rate=bad_rate, seed=1, fahrenheit_share=0.2
     )
     (inbox / "gateway_dump.jsonl").write_bytes(raw_files.to_bytes())
+    # a legacy export in Latin-1: the ETL quarantines it whole and goes on with the rest
+    head = ",".join(part_files.column_names) + ",site\n"
+    (inbox / "legacy_export.csv").write_bytes(
+        (head + "dev-0000,2026-01-01T00:00:00Z,,,,,,,0,Köln\n").encode("latin-1")
+    )
     injected.update(raw_files.injected)
     raw_api = to_raw_records(part_api, bad_rate=bad_rate, seed=2)
     injected.update(raw_api.injected)
@@ -90,11 +95,16 @@ def run_demo(
 
     with console.status("batch: landing files"):
         landed = ingest_files(
-            [str(inbox / "partner_export.csv"), str(inbox / "gateway_dump.jsonl")], raw_uri
+            [
+                str(inbox / "partner_export.csv"),
+                str(inbox / "gateway_dump.jsonl"),
+                str(inbox / "legacy_export.csv"),
+            ],
+            raw_uri,
         )
     steps.add_row(
-        "files (CSV + JSONL)",
-        f"{half + len(raw_files.lines):,}",
+        "files (CSV + JSONL + a Latin-1 CSV)",
+        f"{half + len(raw_files.lines):,} + 1",
         str(len(landed)),
         "content-addressed",
     )
@@ -155,6 +165,14 @@ def run_demo(
             ("holds", "green") if identity else ("BROKEN", "red"),
         )
     )
+    for obj in result.objects_quarantined:
+        console.print(
+            styled(
+                ("object quarantined whole", "yellow"),
+                f" ({obj['reason']}): {obj['uri'].rsplit('/', 1)[-1]}, the other objects were "
+                f"loaded; see 'mlops-kit etl quarantined' and 'etl release --encoding'",
+            )
+        )
     console.print(f"quality report: {result.report_html_uri}")
 
     # 3. the warehouse
