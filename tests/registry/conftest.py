@@ -15,16 +15,25 @@ import pytest
 FEATURES = [f"f{i}" for i in range(6)]
 PASSED_REPORT = {"run_id": "20260101T000000Z-etl", "passed": True, "quarantine_rate": 0.01}
 FAILED_REPORT = {"run_id": "20260101T000000Z-bad", "passed": False, "quarantine_rate": 0.4}
+BIAS_SHIFT = 0.05
+"""Added to the output bias of the perturbed bundle's ONNX graph (torch weights untouched)."""
 
 
 @dataclass
 class Bundles:
-    """Model bundles trained once per session, and the fixed evaluation set."""
+    """Model bundles trained once per session, and the fixed evaluation set.
+
+    ``perturbed`` is ``strong`` with its ONNX graph's output bias shifted by
+    :data:`BIAS_SHIFT` after the export, its ``parity.json`` still saying passed;
+    ``no_torch`` is ``strong`` without ``model.pt``.
+    """
 
     root: Path
     strong: Path
     weak: Path
     no_onnx: Path
+    perturbed: Path
+    no_torch: Path
     training_set: Path
     evaluation: Path
 
@@ -61,7 +70,35 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Bundles:
     no_onnx = root / "no-onnx"
     shutil.copytree(weak, no_onnx)
     (no_onnx / "model.onnx").unlink()
-    return Bundles(root, strong, weak, no_onnx, ts, evaluation)
+    perturbed = root / "perturbed"
+    shutil.copytree(strong, perturbed)
+    shift_output_bias(perturbed / "model.onnx", BIAS_SHIFT)
+    assert json.loads((perturbed / "parity.json").read_text())["passed"] is True
+    no_torch = root / "no-torch"
+    shutil.copytree(strong, no_torch)
+    (no_torch / "model.pt").unlink()
+    return Bundles(root, strong, weak, no_onnx, perturbed, no_torch, ts, evaluation)
+
+
+def shift_output_bias(path: Path, shift: float) -> None:
+    """Add ``shift`` to the one-element bias initializer (the output layer's) of a graph."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    (index,) = [
+        i
+        for i, init in enumerate(model.graph.initializer)
+        if init.data_type == onnx.TensorProto.FLOAT and list(init.dims) == [1]
+    ]
+    old = model.graph.initializer[index]
+    new = numpy_helper.from_array(
+        (numpy_helper.to_array(old) + np.float32(shift)).astype(np.float32), old.name
+    )
+    model.graph.initializer[index].CopyFrom(new)
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
 
 
 def log_bundle(bundle: Path, training_set: Path, tracking_uri: str, experiment: str) -> str:

@@ -1,4 +1,4 @@
-"""Registration, gates, approvals, rollback, audit, bad input and the race (MLflow on SQLite)."""
+"""Registration, gates, approvals, rollback, audit and bad input (MLflow on SQLite)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.registry.conftest import (
+    BIAS_SHIFT,
     FAILED_REPORT,
     PASSED_REPORT,
     Bundles,
@@ -30,6 +31,8 @@ class Store:
     strong: str
     weak: str
     no_onnx: str
+    perturbed: str
+    no_torch: str
     evaluation: str
 
 
@@ -39,7 +42,7 @@ def store(bundles: Bundles, clean_env: None, tmp_path_factory: pytest.TempPathFa
     uri = f"sqlite:///{root / 'mlflow.db'}"
     runs = {
         name: log_bundle(getattr(bundles, name), bundles.training_set, uri, "registry")
-        for name in ("strong", "weak", "no_onnx")
+        for name in ("strong", "weak", "no_onnx", "perturbed", "no_torch")
     }
     return Store(uri, root / "home", evaluation=str(bundles.evaluation), **runs)
 
@@ -160,9 +163,9 @@ def test_each_gate_refuses_on_its_own(store: Store, gate: str) -> None:
         policy = _policy(thresholds={"roc_auc": None}, require_approval=False)
     if gate == "data_quality":
         report = FAILED_REPORT
-    v = _register(reg, store, name, run, report)
     if gate == "onnx_parity":
-        reg.client.set_model_version_tag(name, v, "mlops_kit.parity_passed", "false")
+        run = "perturbed"
+    v = _register(reg, store, name, run, report)
     before = reg.aliases(name)
     decision = reg.promote(name, v, policy, evaluation=store.evaluation, who="ci")
     assert not decision.accepted
@@ -175,6 +178,38 @@ def test_each_gate_refuses_on_its_own(store: Store, gate: str) -> None:
     tags = reg.client.get_model_version(name, v).tags
     assert tags["mlops_kit.decision.champion"] == "refused"
     assert tags["mlops_kit.decision.champion.failed"] == gate
+
+
+def test_parity_is_recomputed_on_the_registered_graph(store: Store) -> None:
+    reg = make_registry(store.home, store.uri)
+    name = _name()
+    policy = _policy()
+    good, shifted, unweighted = (
+        _register(reg, store, name, run) for run in ("strong", "perturbed", "no_torch")
+    )
+    tags = {v: reg.client.get_model_version(name, v).tags for v in (good, shifted, unweighted)}
+    assert {t["mlops_kit.parity_passed"] for t in tags.values()} == {"true"}
+
+    refused = reg.promote(name, shifted, policy, evaluation=store.evaluation)
+    assert not refused.accepted and [c.name for c in refused.failed] == ["onnx_parity"]
+    (parity,) = refused.failed
+    assert parity.value == pytest.approx(BIAS_SHIFT, rel=1e-3)  # the shifted logit
+    assert parity.limit == pytest.approx(1e-5)  # the export's atol, logged with the run
+    assert "registered graph" in parity.detail and "parity_passed=true" in parity.detail
+    assert "output 'logit'" in parity.detail
+
+    missing = reg.promote(name, unweighted, policy, evaluation=store.evaluation)
+    assert [c.name for c in missing.failed] == ["onnx_parity"]
+    assert missing.failed[0].value == "not recomputed" and "torch/model.pt" in (
+        missing.failed[0].detail
+    )
+    assert reg.aliases(name) == {}
+
+    accepted = reg.promote(name, good, policy, evaluation=store.evaluation)
+    assert accepted.accepted, accepted.reasons()
+    ok = next(c for c in accepted.checks if c.name == "onnx_parity")
+    assert ok.passed and 0.0 <= ok.value <= ok.limit
+    assert f"on {accepted.evaluation['n']} evaluation rows" in ok.detail
 
 
 def test_bad_input_names_what_is_wrong_and_changes_nothing(store: Store, tmp_path: Path) -> None:
@@ -241,67 +276,6 @@ def test_metrics_match_their_definitions() -> None:
     assert pr_auc(y, s) == pytest.approx((1 + 1 + 0.75) / 3)
     curve = roc_curve(y, s)
     assert curve["fpr"][0] == 0.0 and curve["tpr"][-1] == 1.0 and curve["fpr"][-1] == 1.0
-
-
-RACER = textwrap.dedent(
-    """
-    import json, sys, time
-    from mlops_kit.config import load_settings
-    from mlops_kit.registry import ModelRegistry, parse_policy
-    home, uri, name, version, evaluation, start = sys.argv[1:7]
-    reg = ModelRegistry(load_settings(home=home), tracking_uri=uri)
-    policy = parse_policy(json.loads(sys.argv[7]))
-    reg.load_model(name, version)
-    while time.time() < float(start):
-        time.sleep(0.005)
-    d = reg.promote(name, version, policy, evaluation=evaluation, expected_champion=sys.argv[8])
-    print(json.dumps({"version": version, "accepted": d.accepted,
-                      "failed": [c.name for c in d.failed]}))
-    """
-)
-
-
-def test_two_racing_promotions_one_wins_and_aliases_agree(store: Store) -> None:
-    reg = make_registry(store.home, store.uri)
-    name = _name()
-    policy = _policy()
-    v1, v2, v3 = (_register(reg, store, name) for _ in range(3))
-    assert reg.promote(name, v1, policy, evaluation=store.evaluation).accepted
-    start = time.time() + 6.0
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                RACER,
-                str(store.home),
-                store.uri,
-                name,
-                v,
-                store.evaluation,
-                str(start),
-                json.dumps(LOOSE),
-                v1,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for v in (v2, v3)
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    winners = [r for r in results if r["accepted"]]
-    losers = [r for r in results if not r["accepted"]]
-    assert len(winners) == 1 and len(losers) == 1, results
-    assert losers[0]["failed"] == ["champion_unchanged"]
-    assert reg.aliases(name) == {"champion": winners[0]["version"], "previous_champion": v1}
-    assert reg.show(name)["champion_history"] == [v1, winners[0]["version"]]
-    promotes = [e for e in reg.audit(name) if e["action"] == "promote"]
-    assert sorted(e["decision"] for e in promotes[-2:]) == ["accepted", "refused"]
 
 
 def test_lock_is_exclusive_and_a_stale_lease_is_taken_over(store: Store, tmp_path: Path) -> None:

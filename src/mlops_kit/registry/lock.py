@@ -13,6 +13,9 @@
 The holder re-reads the aliases after taking the lock and moves them only when the
 champion is still the one it evaluated against (compare-and-set); see
 :meth:`mlops_kit.registry.ModelRegistry.promote`.
+
+For the race tests only, :mod:`mlops_kit.registry._race` records when a caller is refused
+the lock and can switch the lock off (its ``_MLOPS_KIT_RACE_*`` environment variables).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlops_kit import storage
+from mlops_kit.registry import _race
 from mlops_kit.registry.errors import RegistryLockError
 
 LOCK_TABLE = "mlops_kit_registry_locks"
@@ -110,6 +114,7 @@ def sql_lease(uri: str, name: str, ttl_s: float, timeout_s: float) -> Iterator[s
                     ).rowcount
                 if taken == 1:
                     break
+                _race.blocked(name)
             except OperationalError:
                 pass
         except OperationalError:  # SQLite busy: try again
@@ -147,6 +152,7 @@ def file_lock(path: str, timeout_s: float) -> Iterator[str]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                _race.blocked(path)
                 if time.monotonic() > deadline:
                     raise RegistryLockError(
                         f"the promotion lock {path} is held by another process; retry later"
@@ -206,6 +212,7 @@ def s3_lease(uri: str, ttl_s: float, timeout_s: float) -> Iterator[str]:
                 continue
         except ClientError:
             continue
+        _race.blocked(uri)
         if time.monotonic() > deadline:
             raise RegistryLockError(
                 f"the promotion lock {uri} is held by {holder.get('owner', 'unknown')}; retry later"
@@ -244,7 +251,9 @@ def registry_lock(
     Raises:
         RegistryLockError: still held after ``timeout_s``.
     """
-    if is_database_uri(tracking_uri):
+    if _race.lock_disabled():  # test-only switch, see mlops_kit.registry._race
+        yield "unlocked"
+    elif is_database_uri(tracking_uri):
         with sql_lease(tracking_uri, model, ttl_s, timeout_s) as me:
             yield me
     elif storage.is_s3(state_uri):

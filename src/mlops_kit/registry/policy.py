@@ -76,7 +76,10 @@ class PromotionPolicy(_Strict):
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
     champion: ChampionGate = Field(default_factory=ChampionGate)
-    require_parity: bool = Field(True, description="The ONNX parity gate passed at export.")
+    require_parity: bool = Field(
+        True,
+        description="The registered ONNX graph matches the run's torch weights (recomputed).",
+    )
     require_data_quality: bool = Field(
         True, description="The data-quality report of the training data passed."
     )

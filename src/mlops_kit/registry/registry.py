@@ -25,6 +25,7 @@ from typing import Any
 from mlops_kit import storage
 from mlops_kit._lazy import require
 from mlops_kit.errors import ConfigError
+from mlops_kit.registry import _race
 from mlops_kit.registry.audit import AUDIT_DIR, AuditLog, now_iso
 from mlops_kit.registry.errors import (
     MissingArtifactError,
@@ -52,6 +53,7 @@ TAG_HISTORY = "mlops_kit.champion_history"
 TAG_SAGEMAKER = "mlops_kit.sagemaker_package_arn"
 ONNX_MODEL_NAME = "model"
 PREPROCESS_ARTIFACT = "preprocessing/preprocess.json"
+TORCH_ARTIFACT = "torch/model.pt"
 _TAG_MAX = 4900
 _UNSET: Any = object()
 
@@ -178,6 +180,7 @@ class ModelRegistry:
             mirror = SageMakerMirror.from_settings(settings)
         self.mirror = mirror
         self._models: dict[tuple[str, str], tuple[bytes, Any]] = {}
+        self._references: dict[tuple[str, str], tuple[Any, float, float]] = {}
 
     # ------------------------------------------------------------------ plumbing
     @cached_property
@@ -316,6 +319,72 @@ class ModelRegistry:
                 ) from None
             self._models[key] = self._download(str(mv.run_id), location)
         return self._models[key]
+
+    def reference_model(self, name: str, ref: str | int) -> tuple[Any, float, float]:
+        """``(torch_model, atol, rtol)``: the weights logged with a version's run and the
+        tolerance of its export's parity gate (the run's ``parity_atol``/``parity_rtol``
+        params, else the export defaults).
+
+        Raises:
+            MissingArtifactError: the run has no usable ``torch/model.pt``.
+        """
+        from mlops_kit.training.onnx_export import DEFAULT_ATOL
+
+        mv = self.version(name, ref)
+        key = (name, str(mv.version))
+        if key not in self._references:
+            from mlops_kit.training.model import load_model
+
+            run_id = str(mv.run_id)
+            with tempfile.TemporaryDirectory(prefix="mlk-registry-") as tmp:
+                try:
+                    path = self.client.download_artifacts(run_id, TORCH_ARTIFACT, tmp)
+                    model = load_model(path)
+                except Exception as exc:
+                    raise MissingArtifactError(
+                        f"run '{run_id}' has no usable {TORCH_ARTIFACT} (the weights the ONNX "
+                        f"graph is checked against): {exc}"
+                    ) from None
+            params = self.client.get_run(run_id).data.params
+            atol = float(params.get("parity_atol", DEFAULT_ATOL))
+            rtol = float(params.get("parity_rtol", 0.0))
+            self._references[key] = (model, atol, rtol)
+        return self._references[key]
+
+    def _parity(self, name: str, version: str, table: Any, recorded: str) -> Check:
+        """Recompute parity: the registered graph in ONNX Runtime vs the run's torch weights."""
+        from mlops_kit.training.errors import ParityError, TrainingError
+        from mlops_kit.training.onnx_export import check_parity
+
+        data, pre = self.load_model(name, version)
+        note = f"(the export recorded parity_passed={recorded})"
+        try:
+            model, atol, rtol = self.reference_model(name, version)
+        except MissingArtifactError as exc:
+            return Check("onnx_parity", False, "not recomputed", TORCH_ARTIFACT, f"{exc} {note}")
+        x = pre.transform(table)
+        try:
+            report = check_parity(model, data, x, atol=atol, rtol=rtol)
+        except ParityError as exc:
+            return Check(
+                "onnx_parity",
+                False,
+                exc.max_abs_diff,
+                atol,
+                f"registered graph vs the run's torch weights on {x.shape[0]} evaluation rows: "
+                f"{exc} {note}",
+            )
+        except TrainingError as exc:
+            return Check("onnx_parity", False, "not comparable", "same shapes", f"{exc} {note}")
+        return Check(
+            "onnx_parity",
+            True,
+            report.max_abs_diff,
+            atol,
+            f"registered graph vs the run's torch weights on {report.rows} evaluation rows: "
+            f"max abs diff {report.max_abs_diff:.3e}, max rel diff {report.max_rel_diff:.3e} "
+            f"within atol={atol:g}, rtol={rtol:g}",
+        )
 
     # ------------------------------------------------------------------ register
     def _quality(self, report: Any, run: Any) -> tuple[bool | None, str]:
@@ -540,8 +609,9 @@ class ModelRegistry:
         """Evaluate the policy for a version and move ``target`` to it, or refuse.
 
         The gates: absolute thresholds; beating the current champion by the margin on the
-        same evaluation data (skipped when there is no champion); ONNX parity; the training
-        data's quality report; the p99 single-row latency; for ``champion`` a recorded
+        same evaluation data (skipped when there is no champion); ONNX parity, recomputed
+        on the registered graph against the run's torch weights; the training data's
+        quality report; the p99 single-row latency; for ``champion`` a recorded
         approval when the policy requires one. Then, under the model's lock, the champion
         is read again and the aliases move only if it is still ``expected_champion`` (by
         default the champion the candidate was compared with). Accepted or refused, the
@@ -601,18 +671,7 @@ class ModelRegistry:
             )
         tags = mv.tags or {}
         if policy.require_parity:
-            parity = _truthy(tags.get(TAG_PARITY))
-            checks.append(
-                Check(
-                    "onnx_parity",
-                    parity is True,
-                    tags.get(TAG_PARITY, "unknown"),
-                    "true",
-                    "parity passed at export"
-                    if parity
-                    else f"parity_passed is {tags.get(TAG_PARITY, 'unknown')} on the run",
-                )
-            )
+            checks.append(self._parity(name, version, table, tags.get(TAG_PARITY, "unknown")))
         if policy.require_data_quality:
             quality = _truthy(tags.get(TAG_QUALITY))
             report = tags.get(TAG_QUALITY_REPORT, "no report recorded")
@@ -669,6 +728,7 @@ class ModelRegistry:
         if all(c.passed for c in checks):
             with self._lock(name):
                 now = self._alias(name, CHAMPION)
+                _race.checkpoint(name, version, now)
                 if now != expected:
                     checks.append(
                         Check(
