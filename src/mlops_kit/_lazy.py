@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 # module name -> extra that provides it
 EXTRAS: dict[str, str] = {
@@ -47,3 +49,29 @@ def is_installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def lazy_exports(
+    package: str, exports: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Module-level ``__getattr__`` and ``__dir__`` that import each name on first use.
+
+    Args:
+        package: the package's ``__name__`` (for error messages).
+        exports: public name -> dotted module that defines it.
+
+    Example::
+
+        __getattr__, __dir__ = lazy_exports(__name__, {"Settings": "mlops_kit.config"})
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    def __dir__() -> list[str]:
+        return sorted([*vars(importlib.import_module(package)), *exports])
+
+    return __getattr__, __dir__

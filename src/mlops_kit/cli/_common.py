@@ -8,13 +8,14 @@ with :func:`styled` pieces, never by markup inside a message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from mlops_kit.config import Settings
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 HomeOpt = typer.Option(None, "--home", help="Home of the local profile (default ./.mlops_kit).")
 
