@@ -1,4 +1,9 @@
-"""Fixtures of the launcher tests: the official CRDs, settings, and an API-server stand-in."""
+"""Fixtures of the launcher tests: the official CRDs, settings, and an API-server stand-in.
+
+The stand-in validates what it receives with :mod:`tests.launchers.independent` (jsonschema
+on the CRDs' ``openAPIV3Schema``), never with mlops_kit's own validator, so that a submission
+test cannot pass because the validator under test and the server share a bug.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import pytest
 
 from mlops_kit.config import Settings, load_settings
 from tests.conftest import SHARED
+from tests.launchers.independent import CrdSchema, load_crd_schemas
 
 CRD_DIR = SHARED / "crds"
 PYTORCHJOB_CRD = CRD_DIR / "kubeflow.org_pytorchjobs.yaml"
@@ -23,14 +29,30 @@ TRAINJOB_CRD = CRD_DIR / "trainer.kubeflow.org_trainjobs.yaml"
 IMAGE_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-kit-training"
 
 
-@pytest.fixture(scope="session")
-def crds() -> dict[str, Any]:
-    """The PyTorchJob and TrainJob CRDs of ``../shared/crds`` (skips when that folder is absent)."""
+def _require_crd_files() -> None:
     if not PYTORCHJOB_CRD.is_file() or not TRAINJOB_CRD.is_file():
         pytest.skip(f"the upstream CRD schemas are not at {CRD_DIR} (shared/ beside the checkout)")
+
+
+@pytest.fixture(scope="session")
+def crds() -> dict[str, Any]:
+    """The PyTorchJob and TrainJob CRDs of ``../shared/crds``, loaded by the project's validator
+    (skips when that folder is absent)."""
+    _require_crd_files()
     from mlops_kit.training.launchers.crd import load_crd
 
     return {"PyTorchJob": load_crd(PYTORCHJOB_CRD), "TrainJob": load_crd(TRAINJOB_CRD)}
+
+
+@pytest.fixture(scope="session")
+def independent_crds() -> dict[str, list[CrdSchema]]:
+    """The same CRDs as plain JSON Schemas, one per served version (no mlops_kit code)."""
+    _require_crd_files()
+    pytest.importorskip("jsonschema")
+    return {
+        "PyTorchJob": load_crd_schemas(PYTORCHJOB_CRD),
+        "TrainJob": load_crd_schemas(TRAINJOB_CRD),
+    }
 
 
 @pytest.fixture
@@ -53,9 +75,10 @@ def _now() -> str:
 class ApiServerStandIn:
     """Enough of the Kubernetes API for custom objects: create, get, scripted status.
 
-    Created objects are validated against the CRDs like the API server does (422 with the
-    errors); a second create of a name answers 409. ``script(plural, name, statuses)`` sets
-    the statuses successive GETs return (the last one sticks).
+    Created objects are validated against the served versions of the CRDs with the
+    independent validator (422 with the errors); a second create of a name answers 409, an
+    unknown resource or object 404. ``script(plural, name, statuses)`` sets the statuses
+    successive GETs return (the last one sticks).
     """
 
     _PATH = re.compile(
@@ -63,8 +86,8 @@ class ApiServerStandIn:
         r"(?:/(?P<name>[^/?]+))?/?(?:\?.*)?$"
     )
 
-    def __init__(self, crds: dict[str, Any]) -> None:
-        self.crds = {(c.group, c.version, c.plural): c for c in crds.values()}
+    def __init__(self, crds: dict[str, list[CrdSchema]]) -> None:
+        self.crds = {(c.group, c.version, c.plural): c for cs in crds.values() for c in cs}
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.scripts: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
@@ -105,14 +128,12 @@ class ApiServerStandIn:
                 return stand_in.crds.get((m["group"], m["version"], m["plural"])), m
 
             def do_POST(self) -> None:
-                from mlops_kit.training.launchers.crd import validate_object
-
                 crd, m = self._route()
                 if crd is None or m is None or m["name"]:
                     return self._status(404, "NotFound", f"the server could not find {self.path}")
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 name = (body.get("metadata") or {}).get("name", "")
-                errors = validate_object(body, crd)
+                errors = crd.errors(body)
                 if (body.get("metadata") or {}).get("namespace", m["ns"]) != m["ns"]:
                     errors.append("metadata.namespace: does not match the request namespace")
                 if errors:
@@ -172,8 +193,8 @@ class ApiServerStandIn:
 
 
 @pytest.fixture
-def api_server(crds: dict[str, Any]) -> Iterator[ApiServerStandIn]:
-    stand_in = ApiServerStandIn(crds)
+def api_server(independent_crds: dict[str, list[CrdSchema]]) -> Iterator[ApiServerStandIn]:
+    stand_in = ApiServerStandIn(independent_crds)
     stand_in.thread.start()
     yield stand_in
     stand_in.server.shutdown()

@@ -1,4 +1,8 @@
-"""Submission through the kubernetes client to an API-server stand-in that validates like one."""
+"""Submission through the kubernetes client to an API-server stand-in that validates like one.
+
+The stand-in (``conftest.ApiServerStandIn``) checks requests with the independent validator
+of ``independent.py``, not with the project's, so a 422 here comes from the CRD itself.
+"""
 
 from __future__ import annotations
 
@@ -128,6 +132,58 @@ def test_duplicate_and_server_side_rejections(
         unchecked.submit(TrainingJobSpec(name="fm-invalid", **BASE))
     with pytest.raises(LaunchError, match="HTTP 404"):
         eks.status(JobHandle("eks", "nope", "PyTorchJob", "data-pipeline"))
+
+
+def test_the_stand_in_rejects_what_the_api_server_rejects(
+    api_server: ApiServerStandIn, settings: Settings
+) -> None:
+    def duplicate_env(obj: dict[str, Any]) -> None:
+        obj["spec"]["trainer"]["env"].append({"name": "PYTHONUNBUFFERED", "value": "0"})
+
+    with pytest.raises(
+        LaunchError,
+        match=r'HTTP 422: TrainJob.trainer.kubeflow.org "fm-env" is invalid: '
+        r'spec.trainer.env\[2\]: Duplicate value: \{"name": "PYTHONUNBUFFERED"\}',
+    ):
+        launcher(api_server, settings, "TrainJob", customize=duplicate_env).submit(
+            TrainingJobSpec(name="fm-env", **BASE)
+        )
+
+    def unknown_field(obj: dict[str, Any]) -> None:
+        obj["spec"]["trainer"]["podSpecOverrides"] = []
+
+    with pytest.raises(LaunchError, match=r"HTTP 422: .*'podSpecOverrides' was unexpected"):
+        launcher(api_server, settings, "TrainJob", customize=unknown_field).submit(
+            TrainingJobSpec(name="fm-unknown", **BASE)
+        )
+
+    def bad_label(obj: dict[str, Any]) -> None:
+        obj["metadata"]["labels"]["team"] = "ml platform"
+
+    with pytest.raises(LaunchError, match=r"HTTP 422: .*metadata.labels.team: Invalid value"):
+        launcher(api_server, settings, "PyTorchJob", customize=bad_label).submit(
+            TrainingJobSpec(name="fm-label", **BASE)
+        )
+
+    def other_namespace(obj: dict[str, Any]) -> None:
+        obj["metadata"]["namespace"] = "default"
+
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(api_server.api_client())
+    body = launcher(api_server, settings, "PyTorchJob", customize=other_namespace).build(
+        TrainingJobSpec(name="fm-ns", **BASE)
+    )
+    with pytest.raises(client.ApiException) as info:
+        api.create_namespaced_custom_object(
+            "kubeflow.org", "v1", "data-pipeline", "pytorchjobs", body
+        )
+    assert info.value.status == 422
+    assert "metadata.namespace: does not match the request namespace" in info.value.body
+    with pytest.raises(client.ApiException) as info:
+        api.create_namespaced_custom_object("ray.io", "v1", "data-pipeline", "rayservices", body)
+    assert info.value.status == 404
+    assert api_server.objects == {}
 
 
 def test_invalid_objects_are_rejected_before_any_request(

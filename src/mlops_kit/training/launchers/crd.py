@@ -9,11 +9,15 @@ against its ``openAPIV3Schema`` the way the API server's strict field validation
   ``additionalProperties`` nor ``x-kubernetes-preserve-unknown-fields`` allows more
   (the API server would prune them silently, or reject them with
   ``fieldValidation=Strict``, the kubectl default);
+* ``x-kubernetes-list-type``: no two items of a ``set`` list are equal, and no two items
+  of a ``map`` list share their ``x-kubernetes-list-map-keys``, defaults applied (e.g. two
+  ``env`` entries of one name);
 * the CEL rules (``x-kubernetes-validations``) of the simple forms the Kubeflow CRDs
   use: ``self.x.matches('re')``, ``size(self.x) <= n``, ``self >= n``, ``self in [...]``,
-  ``self == '' || self.matches('re')`` and ``has(self.x)``. Transition rules
-  (``self == oldSelf``) only apply to updates and are skipped; any other rule is listed
-  in :attr:`Crd.unsupported_rules` and not evaluated.
+  ``self == '' || self.matches('re')`` and ``has(self.x)``. A value of the wrong type
+  fails the rule (next to its schema error). Transition rules (``self == oldSelf``) only
+  apply to updates and are skipped; any other rule is listed in
+  :attr:`Crd.unsupported_rules` and not evaluated.
 
 Needs ``jsonschema`` and PyYAML.
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -107,6 +112,15 @@ def _lookup(value: Any, path: str) -> tuple[bool, Any]:
     return True, value
 
 
+def _cel_string(body: str) -> str:
+    """The value of a single-quoted CEL string literal's body (``'\\\\d'`` is ``\\d``)."""
+    return re.sub(r"\\([\\'\"`?])", r"\1", body)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _compile_rule(rule: str) -> Callable[[Any], bool] | None:
     """A function ``value -> bool`` for the supported CEL forms, else None."""
     rule = rule.strip()
@@ -114,11 +128,11 @@ def _compile_rule(rule: str) -> Callable[[Any], bool] | None:
         return lambda _v: True
     m = re.fullmatch(r"self == '' \|\| self\.matches\('((?:[^'\\]|\\.)*)'\)", rule)
     if m:
-        empty_or = re.compile(m.group(1))
+        empty_or = re.compile(_cel_string(m.group(1)))
         return lambda v: v == "" or (isinstance(v, str) and bool(empty_or.search(v)))
     m = re.fullmatch(rf"({_PATH})\.matches\('((?:[^'\\]|\\.)*)'\)", rule)
     if m:
-        path, rx = m.group(1), re.compile(m.group(2))
+        path, rx = m.group(1), re.compile(_cel_string(m.group(2)))
 
         def matches(v: Any) -> bool:
             found, x = _lookup(v, path)
@@ -131,7 +145,7 @@ def _compile_rule(rule: str) -> Callable[[Any], bool] | None:
 
         def size(v: Any) -> bool:
             found, x = _lookup(v, path)
-            return found and op(len(x), n)
+            return found and isinstance(x, (str, list, dict)) and op(len(x), n)
 
         return size
     m = re.fullmatch(rf"({_PATH}) (<=|<|>=|>|==) (-?\d+)", rule)
@@ -140,16 +154,16 @@ def _compile_rule(rule: str) -> Callable[[Any], bool] | None:
 
         def compare(v: Any) -> bool:
             found, x = _lookup(v, path)
-            return found and op(x, n)
+            return found and _number(x) and op(x, n)
 
         return compare
     m = re.fullmatch(rf"({_PATH}) in \[((?:'[^']*'(?:, *)?)*)\]", rule)
     if m:
-        path, allowed = m.group(1), set(re.findall(r"'([^']*)'", m.group(2)))
+        path, allowed = m.group(1), frozenset(re.findall(r"'([^']*)'", m.group(2)))
 
         def member(v: Any) -> bool:
             found, x = _lookup(v, path)
-            return found and x in allowed
+            return found and isinstance(x, str) and x in allowed
 
         return member
     m = re.fullmatch(rf"has\(({_PATH})\)", rule)
@@ -223,14 +237,11 @@ def _where(parts: Any) -> str:
     return out or "(root)"
 
 
-def _cel_errors(node: Any, value: Any, where: str) -> Iterator[str]:
+def _nodes(node: Any, value: Any, where: str) -> Iterator[tuple[Mapping[str, Any], Any, str]]:
+    """Each schema node with the value it applies to and that value's path."""
     if not isinstance(node, dict):
         return
-    for rule in node.get("x-kubernetes-validations") or []:
-        check = _compile_rule(rule["rule"])
-        if check is not None and not check(value):
-            text = rule.get("message") or f"failed rule: {rule['rule']}"
-            yield f"{where or '(root)'}: {text}"
+    yield node, value, where
     props = node.get("properties") or {}
     if isinstance(value, dict):
         for key, child in value.items():
@@ -238,10 +249,39 @@ def _cel_errors(node: Any, value: Any, where: str) -> Iterator[str]:
             if sub is None and isinstance(node.get("additionalProperties"), dict):
                 sub = node["additionalProperties"]
             if sub is not None:
-                yield from _cel_errors(sub, child, f"{where}.{key}" if where else key)
+                yield from _nodes(sub, child, f"{where}.{key}" if where else key)
     elif isinstance(value, list) and isinstance(node.get("items"), dict):
         for i, child in enumerate(value):
-            yield from _cel_errors(node["items"], child, f"{where}[{i}]")
+            yield from _nodes(node["items"], child, f"{where}[{i}]")
+
+
+def _cel_errors(schema: Mapping[str, Any], obj: Any) -> Iterator[str]:
+    for node, value, where in _nodes(schema, obj, ""):
+        for rule in node.get("x-kubernetes-validations") or []:
+            check = _compile_rule(rule["rule"])
+            if check is not None and not check(value):
+                text = rule.get("message") or f"failed rule: {rule['rule']}"
+                yield f"{where or '(root)'}: {text}"
+
+
+def _list_errors(schema: Mapping[str, Any], obj: Any) -> Iterator[str]:
+    for node, value, where in _nodes(schema, obj, ""):
+        kind = node.get("x-kubernetes-list-type")
+        if kind not in ("set", "map") or not isinstance(value, list):
+            continue
+        keys = node.get("x-kubernetes-list-map-keys") or []
+        item_props = (node.get("items") or {}).get("properties") or {}
+        defaults = {k: (item_props.get(k) or {}).get("default") for k in keys}
+        seen: list[Any] = []
+        for i, item in enumerate(value):
+            if kind == "map":
+                if not isinstance(item, dict):
+                    continue
+                item = {k: item.get(k, defaults[k]) for k in keys}
+            if item in seen:
+                yield f"{where}[{i}]: Duplicate value: {json.dumps(item, sort_keys=True)}"
+            else:
+                seen.append(item)
 
 
 def validate_object(obj: Mapping[str, Any], crd: Crd) -> list[str]:
@@ -255,7 +295,8 @@ def validate_object(obj: Mapping[str, Any], crd: Crd) -> list[str]:
     validator = jsonschema.Draft7Validator(crd.schema)
     for err in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))):
         errors.append(f"{_where(err.absolute_path)}: {err.message}")
-    errors.extend(_cel_errors(crd.schema, obj, ""))
+    errors.extend(_list_errors(crd.schema, obj))
+    errors.extend(_cel_errors(crd.schema, obj))
     return errors
 
 

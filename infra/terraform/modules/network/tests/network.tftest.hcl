@@ -78,6 +78,26 @@ run "reference_network" {
     error_message = "The endpoint security group admits HTTPS from the app subnets only."
   }
 
+  # The endpoint group's rules as "group protocol from-to peer": exactly HTTPS from each app
+  # subnet, no inline rules and no egress (the static test allows no other rule resource).
+  assert {
+    condition = length(aws_vpc_security_group_ingress_rule.endpoints) == 2 && toset([
+      for r in aws_vpc_security_group_ingress_rule.endpoints : format(
+        "%s %s %s-%s %s", r.security_group_id, r.ip_protocol, coalesce(r.from_port, -1), coalesce(r.to_port, -1),
+        try(coalesce(r.cidr_ipv4, r.cidr_ipv6, r.prefix_list_id, r.referenced_security_group_id), "none")
+      )
+      ]) == toset([
+      "${aws_security_group.endpoints.id} tcp 443-443 10.0.10.0/24",
+      "${aws_security_group.endpoints.id} tcp 443-443 10.0.11.0/24",
+    ])
+    error_message = "The endpoint security group's ingress differs from HTTPS from the two app subnets."
+  }
+
+  assert {
+    condition     = length(aws_security_group.endpoints.ingress) == 0 && length(aws_security_group.endpoints.egress) == 0
+    error_message = "The endpoint security group carries no inline rules."
+  }
+
   assert {
     condition     = length(aws_default_security_group.this.ingress) == 0 && length(aws_default_security_group.this.egress) == 0
     error_message = "The default security group must have no rules."

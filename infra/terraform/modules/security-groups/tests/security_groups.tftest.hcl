@@ -30,9 +30,59 @@ run "reference_table" {
   assert {
     condition = alltrue([
       for sg in [aws_security_group.alb, aws_security_group.cluster, aws_security_group.node, aws_security_group.database] :
-      length(sg.ingress) == 0
+      length(sg.ingress) == 0 && length(sg.egress) == 0
     ])
-    error_message = "No security group may carry inline ingress rules."
+    error_message = "No security group may carry inline ingress or egress rules."
+  }
+
+  # Every ingress rule as "group protocol from-to peer", the peer being a CIDR or a source
+  # group: the exact set, so a rule added, removed, widened or moved anywhere fails here.
+  assert {
+    condition = length(aws_vpc_security_group_ingress_rule.this) == 9 && toset([
+      for r in aws_vpc_security_group_ingress_rule.this : format(
+        "%s %s %s-%s %s", r.security_group_id, r.ip_protocol, coalesce(r.from_port, -1), coalesce(r.to_port, -1),
+        try(coalesce(r.cidr_ipv4, r.cidr_ipv6, r.prefix_list_id, r.referenced_security_group_id), "none")
+      )
+      ]) == toset([
+      "${aws_security_group.alb.id} tcp 443-443 0.0.0.0/0",
+      "${aws_security_group.node.id} tcp 8080-8080 ${aws_security_group.alb.id}",
+      "${aws_security_group.node.id} tcp 443-443 ${aws_security_group.cluster.id}",
+      "${aws_security_group.node.id} tcp 10250-10250 ${aws_security_group.cluster.id}",
+      "${aws_security_group.node.id} tcp 53-53 ${aws_security_group.node.id}",
+      "${aws_security_group.node.id} udp 53-53 ${aws_security_group.node.id}",
+      "${aws_security_group.node.id} tcp 1025-65535 ${aws_security_group.node.id}",
+      "${aws_security_group.cluster.id} tcp 443-443 ${aws_security_group.node.id}",
+      "${aws_security_group.database.id} tcp 5432-5432 ${aws_security_group.node.id}",
+    ])
+    error_message = "The ingress rules (group, protocol, ports, peer) differ from the reference table."
+  }
+
+  # Every egress rule, the same way: the egress that exists today, nothing more.
+  assert {
+    condition = length(aws_vpc_security_group_egress_rule.this) == 8 && toset([
+      for r in aws_vpc_security_group_egress_rule.this : format(
+        "%s %s %s-%s %s", r.security_group_id, r.ip_protocol, coalesce(r.from_port, -1), coalesce(r.to_port, -1),
+        try(coalesce(r.cidr_ipv4, r.cidr_ipv6, r.prefix_list_id, r.referenced_security_group_id), "none")
+      )
+      ]) == toset([
+      "${aws_security_group.alb.id} tcp 8080-8080 ${aws_security_group.node.id}",
+      "${aws_security_group.cluster.id} tcp 443-443 ${aws_security_group.node.id}",
+      "${aws_security_group.cluster.id} tcp 10250-10250 ${aws_security_group.node.id}",
+      "${aws_security_group.node.id} tcp 443-443 0.0.0.0/0",
+      "${aws_security_group.node.id} tcp 53-53 10.0.0.0/16",
+      "${aws_security_group.node.id} udp 53-53 10.0.0.0/16",
+      "${aws_security_group.node.id} tcp 1025-65535 ${aws_security_group.node.id}",
+      "${aws_security_group.node.id} tcp 5432-5432 ${aws_security_group.database.id}",
+    ])
+    error_message = "The egress rules (group, protocol, ports, peer) differ from the reference table."
+  }
+
+  assert {
+    condition = length([
+      for r in aws_vpc_security_group_egress_rule.this : r
+      if r.cidr_ipv4 == "0.0.0.0/0" && !(r.security_group_id == aws_security_group.node.id && r.ip_protocol == "tcp" && r.from_port == 443 && r.to_port == 443)
+    ]) == 0
+    error_message = "The only egress to 0.0.0.0/0 is HTTPS from the nodes."
   }
 
   # ALB: 443 from anywhere, nothing else.
@@ -147,6 +197,37 @@ run "mysql_port" {
   assert {
     condition     = aws_vpc_security_group_ingress_rule.this["database_from_node"].from_port == 3306 && aws_vpc_security_group_ingress_rule.this["database_from_node"].to_port == 3306
     error_message = "A MySQL database opens 3306 instead of 5432."
+  }
+
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.this["node_to_database"].from_port == 3306 && aws_vpc_security_group_egress_rule.this["node_to_database"].to_port == 3306
+    error_message = "The nodes reach a MySQL database on 3306."
+  }
+
+  assert {
+    condition     = length([for r in concat(values(aws_vpc_security_group_ingress_rule.this), values(aws_vpc_security_group_egress_rule.this)) : r if r.from_port == 5432 || r.to_port == 5432]) == 0
+    error_message = "Nothing opens 5432 when the database is MySQL."
+  }
+}
+
+run "restricted_alb_sources" {
+  command = apply
+
+  variables {
+    alb_ingress_cidrs = ["203.0.113.0/24", "198.51.100.0/24"]
+  }
+
+  assert {
+    condition = toset([
+      for r in aws_vpc_security_group_ingress_rule.this : "${r.ip_protocol} ${r.from_port}-${r.to_port} ${r.cidr_ipv4}"
+      if r.security_group_id == aws_security_group.alb.id
+    ]) == toset(["tcp 443-443 203.0.113.0/24", "tcp 443-443 198.51.100.0/24"])
+    error_message = "The ALB accepts 443 from exactly the given CIDRs."
+  }
+
+  assert {
+    condition     = length([for r in aws_vpc_security_group_ingress_rule.this : r if r.cidr_ipv4 == "0.0.0.0/0"]) == 0
+    error_message = "With restricted sources nothing accepts 0.0.0.0/0."
   }
 }
 
