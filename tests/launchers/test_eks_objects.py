@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mlops_kit.config import Settings
+from mlops_kit.errors import ConfigError
 from mlops_kit.training import TrainConfig
 from mlops_kit.training.launchers import TrainingJobSpec
 from mlops_kit.training.launchers.crd import crd_from_manifest, validate_object
@@ -565,3 +566,22 @@ def test_the_independent_validator_applies_nullable(tmp_path: Any) -> None:
     assert schema.errors({**widget, "spec": {"mode": "b"}}) == [
         "spec.mode: 'b' is not one of ['a', None]"
     ]
+
+
+@pytest.mark.parametrize("kind", ["PyTorchJob", "TrainJob"])
+def test_env_names_are_unique(
+    kind: str, independent_crds: dict[str, list[CrdSchema]], settings: Settings
+) -> None:
+    """A user value overrides a default once; a name given twice is refused by name."""
+    job = TrainingJobSpec(name="fm-env", **BASE, env={"PYTHONUNBUFFERED": "0"})
+    obj = BUILD[kind](job, settings)
+    env = _trainjob_env(obj) if kind == "TrainJob" else _pytorchjob_container(obj)["env"]
+    names = [e["name"] for e in env]
+    assert names.count("PYTHONUNBUFFERED") == 1
+    assert {e["name"]: e.get("value") for e in env}["PYTHONUNBUFFERED"] == "0"
+    assert crd_schema_for(independent_crds[kind], obj).errors(obj) == []
+    twice = TrainingJobSpec(
+        name="fm-env", **BASE, env_from_secrets={"a": ["TOKEN"], "b": ["TOKEN"]}
+    )
+    with pytest.raises(ConfigError, match=r"env_from_secrets\.b: 'TOKEN' is already set"):
+        BUILD[kind](twice, settings)

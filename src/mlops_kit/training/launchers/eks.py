@@ -123,17 +123,27 @@ def _labels(spec: TrainingJobSpec) -> dict[str, str]:
 
 
 def _env(spec: TrainingJobSpec, settings: Settings) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
-        {"name": "PYTHONUNBUFFERED", "value": "1"},
-        {"name": "MLOPS_KIT_AWS__REGION", "value": settings.aws.region},
-    ]
-    env += [{"name": k, "value": v} for k, v in spec.env.items()]
+    """The container's environment: defaults, then ``spec.env`` (which may override a
+    default), then the secrets' keys. Kubernetes keys env by name, so a name given twice
+    (in ``env`` and a secret, or in two secrets) is refused here rather than by the API
+    server."""
+    env: dict[str, dict[str, Any]] = {
+        "PYTHONUNBUFFERED": {"name": "PYTHONUNBUFFERED", "value": "1"},
+        "MLOPS_KIT_AWS__REGION": {"name": "MLOPS_KIT_AWS__REGION", "value": settings.aws.region},
+    }
+    for k, v in spec.env.items():
+        env[k] = {"name": k, "value": v}
+    where = {k: "env" for k in spec.env}
     for secret, keys in spec.env_from_secrets.items():
-        env += [
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-            for key in keys
-        ]
-    return env
+        for key in keys:
+            if key in where:
+                raise ConfigError(
+                    f"env_from_secrets.{secret}: '{key}' is already set by {where[key]}; "
+                    "a container takes each environment variable name once"
+                )
+            where[key] = f"env_from_secrets.{secret}"
+            env[key] = {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    return list(env.values())
 
 
 def _resources(spec: TrainingJobSpec) -> dict[str, dict[str, str]]:
