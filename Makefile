@@ -1,6 +1,7 @@
 # mlops_kit: two commands set up a fresh machine.
 #   make demo   the main job on the embedded default (no cloud account)
-#   make test   lint + type check + the test suite
+#   make test   lint + type check + the test suite (with CI set: missing components fail;
+#               see docs/testing.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PY ?= python3
@@ -11,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # pip warns about every package missing from secondary local indexes; keep real errors only
 QUIET_PIP := grep -v -e "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: install demo test lint typecheck unit bench clean help
+.PHONY: install demo test lint typecheck unit postgres checkov bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +36,28 @@ $(CHECKOV_STAMP): infra/terraform/requirements-checkov.txt
 		-r infra/terraform/requirements-checkov.txt 2>&1 | $(QUIET_PIP)) && touch $@ \
 		|| echo "checkov could not be installed; tests/terraform/test_checkov.py will say why"
 
+checkov: $(CHECKOV_STAMP)  ## checkov in its own virtualenv, .venv-checkov
+
+# The PostgreSQL tests start a real server with initdb and pg_ctl. They are looked for where
+# tests/conftest.py looks: on PATH, in `pg_config --bindir`, and where Debian and Ubuntu put
+# them (/usr/lib/postgresql/<version>/bin, not on PATH).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -q -y
+postgres:  ## the PostgreSQL server binaries (apt-get install postgresql when missing)
+	@if { command -v initdb && command -v pg_ctl; } >/dev/null 2>&1 \
+		|| { test -x "$$(pg_config --bindir 2>/dev/null)/initdb" \
+			&& test -x "$$(pg_config --bindir 2>/dev/null)/pg_ctl"; } \
+		|| ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; \
+	then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "PostgreSQL server binaries not found: installing the postgresql package"; \
+		$(APT) install postgresql || { $(APT) update && $(APT) install postgresql; } \
+			|| echo "apt-get could not install postgresql; the PostgreSQL tests will say so"; \
+	else \
+		echo "PostgreSQL server binaries (initdb, pg_ctl) not found and no apt-get here:" \
+			"install PostgreSQL; the PostgreSQL tests will say so"; \
+	fi
+
 demo: install  ## run the pipeline end to end on the embedded default
 	$(BIN)/mlops-kit demo
 
@@ -45,7 +68,7 @@ lint: install  ## ruff check + format check
 typecheck: install  ## mypy over the library
 	$(BIN)/mypy
 
-unit: install $(CHECKOV_STAMP)  ## the test suite only
+unit: install postgres $(CHECKOV_STAMP)  ## the test suite only
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit  ## lint, type check and the whole test suite
@@ -55,6 +78,8 @@ bench: install  ## benchmarks side by side with their baselines -> docs/benchmar
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/extract.py
+	$(BIN)/python benchmarks/startup.py
 
 clean:  ## remove the local state of demos (not the venv)
 	rm -rf .mlops_kit

@@ -1,4 +1,4 @@
-"""The command line: fast help, clear config errors, doctor, and the demo end to end."""
+"""The command line: help, a light import, clear config errors, doctor, and the demo end to end."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,16 +32,12 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_help_is_fast_and_explains() -> None:
-    _run("--help")  # warm the file cache
-    start = time.perf_counter()
+def test_help_explains() -> None:
+    # start-up time is measured by benchmarks/startup.py, not asserted here
     proc = _run("--help")
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 0
+    assert proc.returncode == 0, proc.stderr
     for word in ("demo", "doctor", "etl", "ingest", "config"):
         assert word in proc.stdout
-    # the interpreter itself takes part of this; the budget is for the whole process
-    assert elapsed < 1.5, f"--help took {elapsed:.2f}s"
 
 
 def test_config_show_reflects_env(home: Path) -> None:
