@@ -4,7 +4,7 @@ Ingestion covers files, the IoT stream and an optional HTTP API; the definition 
 :mod:`mlops_kit.pipelines.etl` and is re-exported here.
 
 Compile it to ``pipelines/etl.yaml`` (the same bytes as
-``python -m mlops_kit.components.compile``)::
+``python -m mlops_kit.pipelines.compile``)::
 
     python pipelines/etl_pipeline.py
 
@@ -50,7 +50,7 @@ def main() -> None:
         help="pipeline argument (VALUE parsed as JSON when it is JSON)",
     )
     args = parser.parse_args()
-    from mlops_kit.components.compile import render
+    from mlops_kit.pipelines.compile import render
 
     PIPELINE_YAML.write_text(render(etl_pipeline), encoding="utf-8")
     print(f"compiled {PIPELINE_YAML}")

@@ -21,7 +21,7 @@ NAMES = ("features_apply", "features_materialize", "features_training_set")
 def test_golden_spec(name: str) -> None:
     pytest.importorskip("kfp")
     from mlops_kit.components import COMPONENTS, get_component
-    from mlops_kit.components.compile import COMPILE_COMMAND, render
+    from mlops_kit.pipelines.compile import COMPILE_COMMAND, render
 
     assert name in COMPONENTS
     text = render(get_component(name))
@@ -61,7 +61,7 @@ class Artifact:
 
 
 def test_steps_without_a_pipeline(etl_home: Path, tmp_path: Path) -> None:  # noqa: F811
-    from mlops_kit.components import runtime
+    from mlops_kit.components.runtime import features as runtime
 
     settings_json = json.dumps({"home": str(etl_home)})
     applied = Artifact(tmp_path / "apply")

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.kfp
 
 
 def _rendered() -> dict[str, str]:
-    from mlops_kit.components.compile import rendered
+    from mlops_kit.pipelines.compile import rendered
 
     return rendered()
 
@@ -24,11 +24,11 @@ RENDERED = _rendered()
 def test_committed_yaml_is_up_to_date(rel: str):
     path = REPO / rel
     assert path.is_file(), (
-        f"{rel} is missing: run 'python -m mlops_kit.components.compile' and commit it"
+        f"{rel} is missing: run 'python -m mlops_kit.pipelines.compile' and commit it"
     )
     assert path.read_text(encoding="utf-8") == RENDERED[rel], (
         f"{rel} is stale (its component or pipeline changed since it was compiled): run "
-        "'python -m mlops_kit.components.compile' and commit the result"
+        "'python -m mlops_kit.pipelines.compile' and commit the result"
     )
 
 
@@ -42,7 +42,7 @@ def test_every_compiled_file_has_a_definition():
 
 
 def test_compile_is_deterministic_and_writes_only_changes(tmp_path):
-    from mlops_kit.components.compile import compile_all, main, stale
+    from mlops_kit.pipelines.compile import compile_all, main, stale
 
     first = compile_all(tmp_path)
     assert sorted(str(p.relative_to(tmp_path)) for p in first) == sorted(RENDERED)

@@ -21,10 +21,9 @@ pytestmark = pytest.mark.kfp
 
 DATASET, METRICS, HTML = "system.Dataset", "system.Metrics", "system.HTML"
 MODEL = "system.Model"
-RUNTIME_MODULES = (
-    "mlops_kit.components.runtime",
-    "mlops_kit.components.training_runtime",
-    "mlops_kit.components.registry_runtime",
+RUNTIME_MODULES = tuple(
+    f"mlops_kit.components.runtime.{domain}"
+    for domain in ("ingest", "etl", "features", "training", "registry")
 )
 CLASSIFICATION = "system.ClassificationMetrics"
 
@@ -60,7 +59,7 @@ OPTIONAL_INPUTS = {"files_landed", "api_landed", "stream_landed", "labels", "val
 
 def _spec(name: str) -> dict:
     from mlops_kit.components import get_component
-    from mlops_kit.components.compile import render
+    from mlops_kit.pipelines.compile import render
 
     return yaml.safe_load(render(get_component(name)))
 
@@ -115,6 +114,9 @@ def test_component_body_only_calls_the_runtime(name: str):
     assert len(body) == 3, f"{name}: only a docstring, an import and a call"
     imp, call = body[1], body[2]
     assert isinstance(imp, ast.ImportFrom) and imp.module in RUNTIME_MODULES
+    # the runtime mirrors the interface: components/<domain>.py -> components/runtime/<domain>.py
+    interface_domain = func.__module__.rsplit(".", 1)[-1]
+    assert imp.module == f"mlops_kit.components.runtime.{interface_domain}", name
     (alias,) = imp.names
     assert alias.name == f"{name}_step"
     assert isinstance(call, ast.Expr) and isinstance(call.value, ast.Call)
@@ -137,7 +139,10 @@ def test_importing_the_packages_does_not_import_kfp():
         """
         import sys
         import mlops_kit, mlops_kit.components, mlops_kit.pipelines
-        import mlops_kit.components.runtime, mlops_kit.components.image
+        import mlops_kit.components.image
+        import mlops_kit.components.runtime.etl, mlops_kit.components.runtime.ingest
+        import mlops_kit.components.runtime.features, mlops_kit.components.runtime.training
+        import mlops_kit.components.runtime.registry
         import mlops_kit.pipelines.client
         assert "kfp" not in sys.modules, sorted(m for m in sys.modules if m.startswith("kfp"))
         print("ok")
@@ -156,7 +161,7 @@ def test_without_kfp_the_components_name_the_extra():
             lambda: __import__("mlops_kit.components.etl"),
             lambda: __import__("mlops_kit.components.ingest"),
             lambda: __import__("mlops_kit.pipelines.etl"),
-            lambda: __import__("mlops_kit.components.compile").components.compile.render(None),
+            lambda: __import__("mlops_kit.pipelines.compile").pipelines.compile.render(None),
             lambda: getattr(__import__("mlops_kit.components").components, "quality_check"),
             lambda: getattr(__import__("mlops_kit.pipelines").pipelines, "etl_pipeline"),
         ):

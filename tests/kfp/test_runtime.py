@@ -11,6 +11,8 @@ import pytest
 
 from mlops_kit import storage
 from mlops_kit.components import runtime
+from mlops_kit.components.runtime import etl as etl_runtime
+from mlops_kit.components.runtime import ingest as ingest_runtime
 from mlops_kit.errors import ConfigError, DataQualityError
 from mlops_kit.etl.run import Batch
 
@@ -53,57 +55,60 @@ def test_nothing_new_is_a_noop_end_to_end(home: Path, arts):
     batch, checked, metrics, report, loaded = (
         arts(n) for n in ("batch", "checked", "qm", "report.html", "lm")
     )
-    meta = runtime.transform_step(batch, now="2026-01-04T00:00:00Z", settings_json=sj)
+    meta = etl_runtime.transform_step(batch, now="2026-01-04T00:00:00Z", settings_json=sj)
     assert meta["status"] == "noop" and batch.metadata["run_id"] == ""
-    assert runtime.is_noop(Batch.load(batch.path))
-    runtime.quality_check_step(batch, checked, metrics, report, sj)
+    assert etl_runtime.is_noop(Batch.load(batch.path))
+    etl_runtime.quality_check_step(batch, checked, metrics, report, sj)
     assert checked.metadata["status"] == "noop"
     assert {k: metrics.metadata[k] for k in runtime.ACCOUNTING_METRICS} == dict.fromkeys(
         runtime.ACCOUNTING_METRICS, 0
     )
     assert "Nothing to check" in Path(report.path).read_text()
-    result = runtime.load_step(checked, loaded, sj)
+    result = etl_runtime.load_step(checked, loaded, sj)
     assert result["status"] == "noop" and loaded.metadata["status"] == "noop"
     assert loaded.metadata["loaded"] == 0 and loaded.metadata["manifest_uri"] == ""
 
 
 def test_ingest_files_from_a_prefix_skips_hidden_and_unknown_files(lake, arts):
     landed = arts("landed")
-    rows = runtime.ingest_files_step(landed, [], str(lake.drop), "files", lake.settings_json)
+    rows = ingest_runtime.ingest_files_step(landed, [], str(lake.drop), "files", lake.settings_json)
     assert [Path(r["uri"]).suffix for r in rows] == [".jsonl"] and rows[0]["created"]
     assert storage.read_json(landed.path) == rows == runtime.read_landed(landed)
     assert landed.metadata["objects"] == 1 and landed.metadata["status"] == "landed"
     again = arts("again")
-    runtime.ingest_files_step(
+    ingest_runtime.ingest_files_step(
         again, [str(lake.drop / "readings-1.jsonl")], "", "files", lake.settings_json
     )
     assert again.metadata["objects"] == 1 and again.metadata["created"] == 0
     nothing = arts("nothing")
-    assert runtime.ingest_files_step(nothing, settings_json=lake.settings_json) == []
+    assert ingest_runtime.ingest_files_step(nothing, settings_json=lake.settings_json) == []
     assert nothing.metadata["status"] == "skipped"
 
 
 def test_skipped_sources_land_nothing(lake, arts):
     api, stream = arts("api"), arts("stream")
-    assert runtime.ingest_api_step(api, url="", settings_json=lake.settings_json) == []
+    assert ingest_runtime.ingest_api_step(api, url="", settings_json=lake.settings_json) == []
     assert api.metadata["status"] == "skipped" and storage.read_json(api.path) == []
-    assert runtime.ingest_stream_step(stream, enabled=False, settings_json=lake.settings_json) == []
+    assert (
+        ingest_runtime.ingest_stream_step(stream, enabled=False, settings_json=lake.settings_json)
+        == []
+    )
     assert stream.metadata["status"] == "skipped"
     with pytest.raises(ConfigError, match="api_config_json"):
-        runtime.ingest_api_step(
+        ingest_runtime.ingest_api_step(
             arts("bad"), url="http://x", api_config_json="{", settings_json="{}"
         )
 
 
 def test_quality_gate_raises_with_its_message(lake, arts):
     sj = lake.settings_json_with(quality={"max_quarantine_rate": 0.0})
-    runtime.ingest_files_step(arts("landed"), [], str(lake.drop), "files", sj)
+    ingest_runtime.ingest_files_step(arts("landed"), [], str(lake.drop), "files", sj)
     batch = arts("batch")
-    assert runtime.transform_step(batch, settings_json=sj)["status"] == "pending"
+    assert etl_runtime.transform_step(batch, settings_json=sj)["status"] == "pending"
     with pytest.raises(DataQualityError, match=r"above the threshold of 0\.0%"):
-        runtime.quality_check_step(batch, arts("checked"), arts("m"), arts("r"), sj)
+        etl_runtime.quality_check_step(batch, arts("checked"), arts("m"), arts("r"), sj)
 
 
 def test_now_must_be_iso(home: Path, arts):
     with pytest.raises(ConfigError, match="ISO 8601"):
-        runtime.transform_step(arts("b"), now="yesterday", settings_json="{}")
+        etl_runtime.transform_step(arts("b"), now="yesterday", settings_json="{}")

@@ -162,7 +162,7 @@ class _tracking:
 
 
 def _trained_bundle(tmp_path: Path, home: Path) -> tuple[Artifact, Artifact]:
-    from mlops_kit.components.training_runtime import train_step
+    from mlops_kit.components.runtime.training import train_step
 
     ts = Artifact(tmp_path / "ts")
     from mlops_kit.features.ops import build_training_set
@@ -189,7 +189,7 @@ def test_export_step_fails_the_task_on_parity(
     """A graph that disagrees with the model fails with the figures; no model.onnx is written."""
     import torch
 
-    from mlops_kit.components.training_runtime import export_onnx_step
+    from mlops_kit.components.runtime.training import export_onnx_step
     from mlops_kit.training import ParityError
     from mlops_kit.training import onnx_export as ox
 
@@ -232,7 +232,7 @@ def test_launch_step_tracks_a_remote_bundle(
     feature_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """launch_eks builds the job spec, waits, copies the bundle back and logs the run."""
-    from mlops_kit.components import training_runtime as rt
+    from mlops_kit.components.runtime import training as rt
 
     ts, trained = _trained_bundle(tmp_path, feature_home)
     submitted: list[Any] = []
@@ -339,7 +339,7 @@ def test_gpu_variant_sets_the_kubernetes_options() -> None:
 
 def test_launch_step_with_the_local_launcher(feature_home: Path, tmp_path: Path) -> None:
     """The launch path with the real local launcher: spec, submit, wait, bundle, run."""
-    from mlops_kit.components import training_runtime as rt
+    from mlops_kit.components.runtime import training as rt
     from mlops_kit.features.ops import build_training_set
 
     ts = Artifact(tmp_path / "ts")

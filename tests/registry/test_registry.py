@@ -402,7 +402,7 @@ class _Artifact:
 
 
 def test_component_steps_bare(store: Store, bundles: Bundles, tmp_path: Path) -> None:
-    from mlops_kit.components.registry_runtime import (
+    from mlops_kit.components.runtime.registry import (
         evaluate_model_step,
         promote_model_step,
         register_model_step,

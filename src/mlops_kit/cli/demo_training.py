@@ -29,7 +29,7 @@ def train_and_export(settings: Any, epochs: int = 12) -> dict[str, Any]:
     Returns:
         ``{"training_set": manifest, "train": metadata, "metrics": {...}, "export": metadata}``.
     """
-    from mlops_kit.components.training_runtime import export_onnx_step, train_step
+    from mlops_kit.components.runtime.training import export_onnx_step, train_step
     from mlops_kit.features import build_training_set
 
     root = os.path.join(str(settings.home), "training")

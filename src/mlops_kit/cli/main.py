@@ -437,7 +437,7 @@ def pipelines_compile(
     out_dir: Path | None = typer.Option(None, help="Repository root (default: this checkout)."),
 ) -> None:
     """Compile every component to components/<name>/component.yaml and pipeline to pipelines/."""
-    from mlops_kit.components.compile import main as compile_main
+    from mlops_kit.pipelines.compile import main as compile_main
 
     argv = ["--check"] if check else []
     if out_dir is not None:

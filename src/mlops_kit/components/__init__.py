@@ -14,7 +14,7 @@ Catalogue: ``ingest_files``, ``ingest_api``, ``ingest_stream`` (:mod:`.ingest`) 
 ``features_materialize``, ``features_training_set`` (:mod:`.features`), and ``train``,
 ``launch_eks``, ``launch_sagemaker``, ``export_onnx`` (:mod:`.training`), and
 ``evaluate_model``, ``register_model``, ``promote_model`` (:mod:`.registry`). Compile them all
-to YAML with ``python -m mlops_kit.components.compile``.
+to YAML with ``python -m mlops_kit.pipelines.compile``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ETL components: transform -> quality_check -> load.
 
 Each component is an interface only: its body calls one function of
-:mod:`mlops_kit.components.runtime`, which calls :mod:`mlops_kit.etl.run`. A batch
+:mod:`mlops_kit.components.runtime.etl`, which calls :mod:`mlops_kit.etl.run`. A batch
 travels between the steps as a Dataset folder (``rows.parquet``, ``quarantine.parquet``,
 ``batch.json``). When the transform finds nothing new it writes the empty batch
 (metadata ``status: noop``) and the following steps do nothing.
@@ -35,7 +35,7 @@ def transform(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import transform_step
+    from mlops_kit.components.runtime.etl import transform_step
 
     transform_step(batch, files_landed, api_landed, stream_landed, source, now, settings_json)
 
@@ -61,7 +61,7 @@ def quality_check(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import quality_check_step
+    from mlops_kit.components.runtime.etl import quality_check_step
 
     quality_check_step(batch, checked, metrics, report, settings_json)
 
@@ -82,6 +82,6 @@ def load(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import load_step
+    from mlops_kit.components.runtime.etl import load_step
 
     load_step(checked, metrics, settings_json)

@@ -1,7 +1,7 @@
 """Feature store components: features_apply -> features_materialize, features_training_set.
 
 Each component is an interface only: its body calls one function of
-:mod:`mlops_kit.components.runtime` (implemented in :mod:`mlops_kit.features.steps`),
+:mod:`mlops_kit.components.runtime.features`,
 which calls :mod:`mlops_kit.features`. The training set travels as a Dataset folder
 (``data.parquet``, ``manifest.json``) whose metadata carries the row accounting.
 """
@@ -28,7 +28,7 @@ def features_apply(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import features_apply_step
+    from mlops_kit.components.runtime.features import features_apply_step
 
     features_apply_step(metrics, settings_json)
 
@@ -49,7 +49,7 @@ def features_materialize(
         full: ignore the high-water marks and load everything up to end.
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.runtime import features_materialize_step
+    from mlops_kit.components.runtime.features import features_materialize_step
 
     features_materialize_step(metrics, end, full, settings_json)
 
@@ -78,7 +78,7 @@ def features_training_set(
         timestamp_column: the label time column.
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.runtime import features_training_set_step
+    from mlops_kit.components.runtime.features import features_training_set_step
 
     features_training_set_step(
         training_set, labels, features, missing, timestamp_column, settings_json

@@ -1,7 +1,7 @@
 """Ingestion components: files, an HTTP JSON API and the IoT stream into the raw zone.
 
 Each component is an interface only: its body calls one function of
-:mod:`mlops_kit.components.runtime`, which calls :mod:`mlops_kit.ingest`. Every one
+:mod:`mlops_kit.components.runtime.ingest`, which calls :mod:`mlops_kit.ingest`. Every one
 writes ``landed``, a JSON list of the raw objects it landed (``uri``, ``source``,
 ``sha256``, ``size``, ``format``, ``created``), with counts and URIs in its metadata.
 """
@@ -31,7 +31,7 @@ def ingest_files(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import ingest_files_step
+    from mlops_kit.components.runtime.ingest import ingest_files_step
 
     ingest_files_step(landed, uris, prefix, source, settings_json)
 
@@ -61,7 +61,7 @@ def ingest_api(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import ingest_api_step
+    from mlops_kit.components.runtime.ingest import ingest_api_step
 
     ingest_api_step(landed, url, source, api_config_json, max_pages, restart, settings_json)
 
@@ -93,7 +93,7 @@ def ingest_stream(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.runtime import ingest_stream_step
+    from mlops_kit.components.runtime.ingest import ingest_stream_step
 
     ingest_stream_step(
         landed, enabled, source, batch_size, max_batches, idle_timeout_s, settings_json

@@ -1,7 +1,7 @@
 """Registry components: evaluate_model, register_model, promote_model.
 
 Each component is an interface only: its body calls one function of
-:mod:`mlops_kit.components.registry_runtime`, which calls :mod:`mlops_kit.registry`. The
+:mod:`mlops_kit.components.runtime.registry`, which calls :mod:`mlops_kit.registry`. The
 ONNX model travels as the Model folder of ``export_onnx`` (``model.onnx``,
 ``preprocess.json``, ``parity.json``; metadata ``mlflow_run_id``). Decisions come out as
 string parameters (``passed``, ``version``, ``decision``, ``reasons``), so a pipeline can
@@ -42,7 +42,7 @@ def evaluate_model(
         split: all or validation (the time-split validation rows; "": the policy's).
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.registry_runtime import evaluate_model_step
+    from mlops_kit.components.runtime.registry import evaluate_model_step
 
     evaluate_model_step(
         onnx_model,
@@ -79,7 +79,7 @@ def register_model(
         tracking_uri: MLflow tracking URI ("": MLFLOW_TRACKING_URI or the local store).
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.registry_runtime import register_model_step
+    from mlops_kit.components.runtime.registry import register_model_step
 
     register_model_step(
         onnx_model,
@@ -127,7 +127,7 @@ def promote_model(
         tracking_uri: MLflow tracking URI ("": MLFLOW_TRACKING_URI or the local store).
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.registry_runtime import promote_model_step
+    from mlops_kit.components.runtime.registry import promote_model_step
 
     promote_model_step(
         evaluation,

@@ -1,7 +1,7 @@
 """Training components: train (in the pipeline's pod), launch_eks, launch_sagemaker, export_onnx.
 
 Each component is an interface only: its body calls one function of
-:mod:`mlops_kit.components.training_runtime`, which calls :mod:`mlops_kit.training`,
+:mod:`mlops_kit.components.runtime.training`, which calls :mod:`mlops_kit.training`,
 :mod:`mlops_kit.training.launchers` and :mod:`mlops_kit.tracking`. A model travels as a
 Model folder (the model bundle: ``model.pt``, ``preprocess.json``, ``metrics.json``,
 ``config.json``, ``holdout.parquet``, ``tracking.json``, ``lineage.json``); the ONNX model
@@ -46,7 +46,7 @@ def train(
         settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
             MLOPS_KIT_* environment and config file).
     """
-    from mlops_kit.components.training_runtime import train_step
+    from mlops_kit.components.runtime.training import train_step
 
     train_step(
         training_set,
@@ -116,7 +116,7 @@ def launch_eks(
         track: log the run (from the bundle) to MLflow, tagged launcher=eks.
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.training_runtime import launch_eks_step
+    from mlops_kit.components.runtime.training import launch_eks_step
 
     launch_eks_step(
         training_set,
@@ -191,7 +191,7 @@ def launch_sagemaker(
         track: log the run (from the bundle) to MLflow, tagged launcher=sagemaker.
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.training_runtime import launch_sagemaker_step
+    from mlops_kit.components.runtime.training import launch_sagemaker_step
 
     launch_sagemaker_step(
         training_set,
@@ -254,7 +254,7 @@ def export_onnx(
             the bundle's MLflow run.
         settings_json: JSON object of mlops_kit settings overrides.
     """
-    from mlops_kit.components.training_runtime import export_onnx_step
+    from mlops_kit.components.runtime.training import export_onnx_step
 
     export_onnx_step(
         model,

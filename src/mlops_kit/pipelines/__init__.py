@@ -4,7 +4,7 @@ Importing this package does not import kfp; the pipelines are loaded on first ac
 
     from mlops_kit.pipelines import etl_pipeline  # needs: pip install 'mlops-kit[kfp]'
 
-Compile every pipeline with ``python -m mlops_kit.components.compile`` and submit the
+Compile every pipeline with ``python -m mlops_kit.pipelines.compile`` and submit the
 YAML to Kubeflow Pipelines with :func:`submit`.
 """
 

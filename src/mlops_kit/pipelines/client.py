@@ -29,12 +29,12 @@ def pipeline_inputs(pipeline_yaml: str | os.PathLike[str]) -> dict[str, dict[str
     if path.suffix not in (".yaml", ".yml"):
         raise ConfigError(
             f"pipeline_yaml '{path}' must be a compiled pipeline (.yaml or .yml): compile it "
-            "with 'python -m mlops_kit.components.compile'"
+            "with 'python -m mlops_kit.pipelines.compile'"
         )
     if not path.is_file():
         raise ConfigError(
             f"pipeline_yaml '{path}' does not exist: compile it with "
-            "'python -m mlops_kit.components.compile'"
+            "'python -m mlops_kit.pipelines.compile'"
         )
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
@@ -44,7 +44,7 @@ def pipeline_inputs(pipeline_yaml: str | os.PathLike[str]) -> dict[str, dict[str
     if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
         raise ConfigError(
             f"pipeline_yaml '{path}' is not a compiled KFP v2 pipeline (no pipelineInfo/root): "
-            "compile it with 'python -m mlops_kit.components.compile'"
+            "compile it with 'python -m mlops_kit.pipelines.compile'"
         )
     params = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     return {str(name): dict(p or {}) for name, p in params.items()}

@@ -1,9 +1,4 @@
-"""Runtime of the feature store's KFP components (no kfp import).
-
-Each ``*_step`` takes the component's parameters in order and artifacts as anything with
-``path`` and ``metadata`` (and ``log_metric`` for metrics), like
-:mod:`mlops_kit.components.runtime`, which re-exports them.
-"""
+"""Runtime of :mod:`mlops_kit.components.features`: apply, materialize, training sets."""
 
 from __future__ import annotations
 
@@ -11,11 +6,10 @@ import os
 from typing import Any
 
 from mlops_kit import storage
+from mlops_kit.components.runtime import parse_now, settings_from_json
 
 
 def _settings(settings_json: str) -> Any:
-    from mlops_kit.components.runtime import settings_from_json
-
     return settings_from_json(settings_json)
 
 
@@ -48,10 +42,9 @@ def features_materialize_step(
         full: ignore the high-water marks.
         settings_json: settings overrides.
     """
-    from mlops_kit.components.runtime import _parse_now
     from mlops_kit.features.ops import materialize
 
-    result = materialize(_settings(settings_json), _parse_now(end), full=full)
+    result = materialize(_settings(settings_json), parse_now(end), full=full)
     metrics.log_metric("rows", result["rows"])
     for view, info in result["views"].items():
         metrics.log_metric(f"rows_{view}", info["rows"])

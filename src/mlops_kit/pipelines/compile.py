@@ -6,9 +6,9 @@ gives the same bytes, and a file whose content did not change is not rewritten.
 
 Usage::
 
-    python -m mlops_kit.components.compile            # write into the repository
-    python -m mlops_kit.components.compile --check    # exit 1 when a file is stale
-    python -m mlops_kit.components.compile --out-dir build/
+    python -m mlops_kit.pipelines.compile            # write into the repository
+    python -m mlops_kit.pipelines.compile --check    # exit 1 when a file is stale
+    python -m mlops_kit.pipelines.compile --out-dir build/
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from mlops_kit._lazy import require
 from mlops_kit.components import COMPONENTS, get_component
 
-COMPILE_COMMAND = "python -m mlops_kit.components.compile"
+COMPILE_COMMAND = "python -m mlops_kit.pipelines.compile"
 
 
 def default_out_dir() -> Path:
