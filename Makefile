@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 # pip warns about every package missing from secondary local indexes; keep real errors only
 QUIET_PIP := grep -v -e "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: install demo test lint typecheck unit postgres checkov bench clean help
+.PHONY: install demo test lint typecheck unit postgres checkov bench mutation clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -80,6 +80,9 @@ bench: install  ## benchmarks side by side with their baselines -> docs/benchmar
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/startup.py
+
+mutation: install  ## mutation score of the modules that guard data and models -> docs/testing.md (slow)
+	$(BIN)/python benchmarks/mutation.py $(if $(ONLY),--only $(ONLY),)
 
 clean:  ## remove the local state of demos (not the venv)
 	rm -rf .mlops_kit

@@ -1,0 +1,159 @@
+"""Mutation score of the modules that guard data and models (``make mutation``).
+
+For each target below, a copy of the repository is mutated by mutmut (one small change
+at a time: an operator, a constant, a condition...) and the target's tests run against
+each mutant; a mutant is *killed* when a test fails. The score per module (killed and
+timed out over all mutants that a test reaches) goes into ``docs/testing.md`` between
+``<!-- mutation:start -->`` and ``<!-- mutation:end -->``.
+
+Usage::
+
+    python benchmarks/mutation.py                      # every target (hours on 2 cores)
+    python benchmarks/mutation.py --only quality       # one target
+    python benchmarks/mutation.py --only quality --max-children 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "testing.md"
+START, END = "<!-- mutation:start -->", "<!-- mutation:end -->"
+
+TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    "quality": (
+        ["src/mlops_kit/etl/quality.py"],
+        ["tests/etl/test_etl.py", "tests/etl/test_bulk.py", "tests/etl/test_hostile.py"],
+    ),
+    "accounting": (
+        ["src/mlops_kit/etl/run.py"],
+        ["tests/etl/test_etl.py", "tests/etl/test_hostile.py"],
+    ),
+    "commit": (
+        ["src/mlops_kit/etl/lake.py"],
+        ["tests/etl/test_etl.py", "tests/etl/test_crash_and_backends.py"],
+    ),
+    "pit": (["src/mlops_kit/features/pit.py"], ["tests/features/test_historical.py"]),
+    "gates": (
+        ["src/mlops_kit/registry/policy.py", "src/mlops_kit/registry/evaluate.py"],
+        ["tests/registry/test_registry.py"],
+    ),
+    "lock": (
+        ["src/mlops_kit/registry/lock.py"],
+        ["tests/registry/test_race.py", "tests/registry/test_registry.py"],
+    ),
+}
+
+
+def _copy(dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in ("src", "tests", "pyproject.toml", ".importlinter", "components", "pipelines"):
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    shared = REPO.parent / "shared"
+    if shared.exists() and not (dest.parent / "shared").exists():
+        (dest.parent / "shared").symlink_to(shared)
+
+
+def _configure(dest: Path, modules: list[str], tests: list[str]) -> None:
+    text = (dest / "pyproject.toml").read_text()
+    text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "\n", text, flags=re.S)
+    text += (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["src"]\n'
+        f"only_mutate = {json.dumps(modules)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]\n'
+    )
+    (dest / "pyproject.toml").write_text(text)
+
+
+def run_target(name: str, work: Path, max_children: int) -> dict[str, object]:
+    modules, tests = TARGETS[name]
+    dest = work / name
+    _copy(dest)
+    _configure(dest, modules, tests)
+    mutmut = Path(sys.executable).parent / "mutmut"
+    t0 = time.perf_counter()
+    subprocess.run(
+        [str(mutmut), "run", "--max-children", str(max_children)],
+        cwd=dest,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    subprocess.run([str(mutmut), "export-cicd-stats"], cwd=dest, capture_output=True, check=False)
+    stats = json.loads((dest / "mutants" / "mutmut-cicd-stats.json").read_text())
+    stats["seconds"] = round(time.perf_counter() - t0)
+    stats["modules"] = modules
+    print(name, stats, flush=True)
+    return stats
+
+
+def score(s: dict) -> float | None:
+    reached = s["total"] - s.get("no_tests", 0) - s.get("skipped", 0)
+    detected = s.get("killed", 0) + s.get("timeout", 0)
+    return detected / reached if reached else None
+
+
+def render(results: dict[str, dict]) -> str:
+    rows = []
+    for name, s in results.items():
+        sc = score(s)
+        rows.append(
+            f"| {name} | {', '.join(f'`{m}`' for m in s['modules'])} | {s['total']} | "
+            f"{s.get('killed', 0)} | {s.get('timeout', 0)} | {s.get('survived', 0)} | "
+            f"{s.get('no_tests', 0)} | {'-' if sc is None else f'{sc:.0%}'} | {s['seconds']} |"
+        )
+    table = "\n".join(rows)
+    return f"""{START}
+Command: `python benchmarks/mutation.py {" ".join(sys.argv[1:])}` (mutmut, the target's tests
+per mutant). Score = (killed + timed out) / mutants reached by a test. Target: at least 80%
+per module.
+
+| target | modules | mutants | killed | timed out | survived | no test | score | s |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+{table}
+{END}"""
+
+
+def write_doc(section: str) -> None:
+    text = DOC.read_text()
+    if START in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), section, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", action="append", choices=sorted(TARGETS), help="a target")
+    parser.add_argument("--max-children", type=int, default=2, help="parallel mutants")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mlops-kit-mutation"))
+    parser.add_argument("--no-doc", action="store_true", help="print only")
+    args = parser.parse_args()
+    results = {n: run_target(n, args.work, args.max_children) for n in args.only or TARGETS}
+    section = render(results)
+    print(section)
+    if not args.no_doc:
+        write_doc(section)
+
+
+if __name__ == "__main__":
+    main()
