@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -42,19 +43,40 @@ def test_sql_registry_on_postgres(tmp_path: Path, postgres_url: str) -> None:
     assert other.online(["a"], ["readings_1h"], fast=False).columns["readings_1h"] == [0 * 7 + 2]
     with psycopg.connect(url.replace("+psycopg", "")) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
+        views = conn.execute("SELECT feature_view_name FROM feature_views").fetchall()
+        services = conn.execute("SELECT feature_service_name FROM feature_services").fetchall()
     assert {"feature_views", "feature_services", "entities"} <= tables
+    assert sorted(r[0] for r in views) == ["device_daily", "device_hourly"]
+    assert sorted(r[0] for r in services) == ["device_failure_v1", "device_failure_v2"]
+
+
+def _readings():
+    """The readings the lake is built from: 4 devices, every 5 minutes for 2 days from T0."""
+    from mlops_kit.data.synthetic import GeneratorConfig, generate_readings
+
+    return generate_readings(GeneratorConfig(n_devices=4, steps=2 * 288, freq_s=300, seed=3))
+
+
+def _raw(device: str, start: datetime, hours: int) -> pl.DataFrame:
+    """The raw readings of ``device`` in ``[start, start + hours)``."""
+    df = pl.from_arrow(_readings())
+    assert isinstance(df, pl.DataFrame)
+    end = start + timedelta(hours=hours)
+    return df.filter(
+        (pl.col("device_id") == device) & (pl.col("ts") >= start) & (pl.col("ts") < end)
+    )
 
 
 @pytest.fixture(scope="module")
 def etl_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake written by the real ETL from synthetic readings (4 devices, 2 days)."""
-    from mlops_kit.data.synthetic import GeneratorConfig, device_registry, generate_readings
+    from mlops_kit.data.synthetic import device_registry
     from mlops_kit.etl import run_etl, write_device_registry
     from mlops_kit.ingest.files import ingest_files
 
     home = tmp_path_factory.mktemp("etl") / "home"
     settings = load_settings(home=home)
-    readings = generate_readings(GeneratorConfig(n_devices=4, steps=2 * 288, freq_s=300, seed=3))
+    readings = _readings()
     write_device_registry(settings, device_registry(4))
     drop = home / "drop.parquet"
     drop.parent.mkdir(parents=True, exist_ok=True)
@@ -72,10 +94,36 @@ def test_demo_step(etl_home: Path) -> None:
     out = demo_step(load_settings(home=etl_home))
     assert out["apply"]["feature_services"] == ["device_failure_v1", "device_failure_v2"]
     assert out["materialize"]["status"] == "materialized"
+    # 4 devices x 48 hours, in each view
+    views = out["materialize"]["views"]
+    assert {v: (views[v]["rows"], views[v]["entities"]) for v in views} == {
+        "device_hourly": (192, 4),
+        "device_daily": (192, 4),
+    }
+    assert out["materialize"]["rows"] == 384
     assert out["missing"] == ["dev-unknown"]
-    assert [r["device_id"] for r in out["rows"]][:3] == ["dev-0000", "dev-0001", "dev-0002"]
-    assert all(r["readings_1h"] for r in out["rows"][:3])
-    assert set(out["freshness"]) == {"device_hourly", "device_daily"}
+    assert [r["device_id"] for r in out["rows"]] == [
+        "dev-0000",
+        "dev-0001",
+        "dev-0002",
+        "dev-unknown",
+    ]
+    # the online values are those of the last hour (and day) of raw readings
+    last_hour, last_day = T0 + timedelta(hours=47), T0 + timedelta(hours=24)
+    for row in out["rows"][:3]:
+        hour = _raw(row["device_id"], last_hour, 1)
+        day = _raw(row["device_id"], last_day, 24)
+        assert row["readings_1h"] == hour.height == 12
+        assert row["temperature_mean_1h"] == pytest.approx(hour["temperature"].mean(), rel=1e-9)
+        assert row["vibration_max_1h"] == hour["vibration"].max()
+        assert row["temperature_mean_24h"] == pytest.approx(day["temperature"].mean(), rel=1e-9)
+    assert out["rows"][3] == {"device_id": "dev-unknown", **dict.fromkeys(out["features"])}
+    newest = (T0 + timedelta(hours=48)).isoformat()
+    fresh = out["freshness"]
+    assert {v: (f["newest"], f["ttl_s"], f["stale"]) for v, f in fresh.items()} == {
+        "device_hourly": (newest, 7200, True),
+        "device_daily": (newest, 93600, True),
+    }
 
 
 def test_cli(etl_home: Path, tmp_path: Path) -> None:
@@ -90,15 +138,78 @@ def test_cli(etl_home: Path, tmp_path: Path) -> None:
         return res.output
 
     assert json.loads(run("config"))["online_store"]["type"] == "sqlite"
-    assert json.loads(run("apply"))["feature_views"] == ["device_hourly", "device_daily"]
+    applied = json.loads(run("apply"))
+    assert applied["feature_views"] == ["device_hourly", "device_daily"]
+    assert applied["feature_services"] == ["device_failure_v1", "device_failure_v2"]
     run("materialize")
-    assert json.loads(run("materialize"))["status"] == "noop"
+    again = json.loads(run("materialize"))
+    assert (again["status"], again["rows"]) == ("noop", 0)
     got = json.loads(run("get", "dev-0001", "ghost", "-f", "readings_1h", "--json"))
-    assert got["missing"] == ["ghost"] and got["rows"][1]["readings_1h"] is None
-    assert "readings_1h" in run("get", "dev-0001", "-f", "readings_1h")
+    assert got == {
+        "rows": [
+            {"device_id": "dev-0001", "readings_1h": 12},
+            {"device_id": "ghost", "readings_1h": None},
+        ],
+        "missing": ["ghost"],
+        "missing_count": 1,
+    }
+    table = run("get", "dev-0001", "-f", "readings_1h")
+    cells = [line.split("│") for line in table.splitlines() if "readings_1h" in line]
+    assert [[c.strip() for c in row if c.strip()] for row in cells] == [["readings_1h", "12"]]
+
     manifest = json.loads(run("training-set", str(tmp_path / "ts"), "--missing", "drop"))
-    acc = manifest["accounting"]
-    assert acc["rows_out"] == acc["rows_in"] - acc["dropped"]
-    assert acc["dropped"] == acc["without_features"] > 0  # each device's first hour
-    assert (tmp_path / "ts" / "data.parquet").is_file()
-    assert "device_hourly" in run("freshness")
+    # one label row per device and hour; the first hour of each device has no earlier
+    # feature row (its features end at 01:00) and is dropped
+    assert manifest["accounting"] == {
+        "rows_in": 4 * 48,
+        "complete": 4 * 47,
+        "partial": 0,
+        "without_features": 4,
+        "missing_policy": "drop",
+        "missing_by_view": {"device_daily": 4, "device_hourly": 4},
+        "ttl_s": {"device_daily": 93600, "device_hourly": 7200},
+        "dropped": 4,
+        "kept_with_nulls": 0,
+        "rows_out": 4 * 47,
+    }
+    data = pl.read_parquet(tmp_path / "ts" / "data.parquet")
+    names = [f.split(":", 1)[1] for f in manifest["features"]]
+    assert data.columns == ["device_id", "event_timestamp", "failure", *names]
+    assert data.height == 188
+    per_device = data.group_by("device_id").agg(pl.len(), pl.col("event_timestamp").min())
+    assert sorted(per_device.rows()) == [
+        (f"dev-000{i}", 47, T0 + timedelta(hours=1, minutes=55)) for i in range(4)
+    ]
+    # the label at 12:55 carries the features of the hour that ended at 12:00
+    row = data.filter(
+        (pl.col("device_id") == "dev-0001")
+        & (pl.col("event_timestamp") == T0 + timedelta(hours=36, minutes=55))
+    ).row(0, named=True)
+    before = _raw("dev-0001", T0 + timedelta(hours=35), 1)
+    assert row["readings_1h"] == before.height == 12
+    assert row["temperature_mean_1h"] == pytest.approx(before["temperature"].mean(), rel=1e-9)
+    # labels: the last reading of each hour after the first, failing if any reading failed
+    raw = pl.from_arrow(_readings())
+    assert isinstance(raw, pl.DataFrame)
+    labels = (
+        raw.group_by("device_id", pl.col("ts").dt.truncate("1h").alias("hour"))
+        .agg(pl.col("ts").max().alias("event_timestamp"), pl.col("failure").max())
+        .filter(pl.col("hour") > T0)
+        .sort("device_id", "event_timestamp")
+    )
+    got = data.sort("device_id", "event_timestamp")
+    assert (
+        got.select("device_id", "event_timestamp", "failure").rows()
+        == labels.select("device_id", "event_timestamp", "failure").rows()
+    )
+    assert got["failure"].sum() == labels["failure"].sum() > 0
+
+    fresh = json.loads(run("freshness", "--json"))
+    newest = (T0 + timedelta(hours=48)).isoformat()
+    assert {v: (f["newest"], f["ttl_s"], f["stale"]) for v, f in fresh.items()} == {
+        "device_hourly": (newest, 7200, True),
+        "device_daily": (newest, 93600, True),
+    }
+    lines = run("freshness").splitlines()
+    hourly = [c.strip() for c in next(ln for ln in lines if "device_hourly" in ln).split("│")]
+    assert hourly[1:3] == ["device_hourly", newest] and hourly[4:6] == ["2.0 h", "True"]

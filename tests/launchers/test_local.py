@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from mlops_kit.config import Settings
 from mlops_kit.training import TrainConfig, parse_train_config
 from mlops_kit.training.launchers import (
+    JobHandle,
     JobPhase,
     TrainingJobFailedError,
     TrainingJobSpec,
@@ -17,7 +20,9 @@ from mlops_kit.training.launchers import (
 )
 from mlops_kit.training.launchers.local import LocalLauncher
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
+
+from mlops_kit.training.model import load_model  # noqa: E402
 
 
 def tiny_config(**overrides: object) -> TrainConfig:
@@ -56,15 +61,30 @@ def test_in_process_run_writes_the_bundle(
         checkpoint_uri=str(tmp_path / "ckpt"),
         config=tiny_config(),
     )
+    before = datetime.now(timezone.utc)
     handle = local.submit(spec)
-    assert handle.kind == "thread"
-    status = local.wait(handle, timeout=120)
+    assert handle == JobHandle("local", "fm-local", "thread", None, None)
+    status = local.wait(handle)
+    after = datetime.now(timezone.utc)
     assert status.phase is JobPhase.SUCCEEDED
+    assert (status.reason, status.message) == ("Completed", None)
     assert status.start_time is not None and status.end_time is not None
+    assert before <= status.start_time <= status.end_time <= after
+    result = status.raw["result"]
+    assert result.epochs_run == 2 and result.world_size == 1
+    assert result.checkpoint_uri == str(tmp_path / "ckpt")
+    assert result.out_uri == str(out)
+    # the bundle on disk is this run's
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics and (out / "model.pt").exists()
-    assert (tmp_path / "ckpt" / "last.pt").exists()
-    assert status.raw["result"].epochs_run == 2
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2]
+    assert metrics["epochs_run"] == 2 and metrics["world_size"] == 1
+    assert metrics["metrics"] == result.metrics
+    assert metrics["split"]["train_rows"] + metrics["split"]["validation_rows"] == 600
+    saved = load_model(str(out / "model.pt"))
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, saved.state_dict()[k]), k
+    last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=False)
+    assert last["epoch"] == 2 and last["finished"] is True
 
 
 def test_in_process_failure_surfaces_the_error_code(tmp_path: Path, settings: Settings) -> None:
@@ -79,7 +99,14 @@ def test_in_process_failure_surfaces_the_error_code(tmp_path: Path, settings: Se
     with pytest.raises(
         TrainingJobFailedError, match=r"failed \(TRAINING_ERROR\): no training table"
     ):
-        local.wait(handle, timeout=60)
+        local.wait(handle)
+    status = local.status(handle)
+    assert status.phase is JobPhase.FAILED and status.reason == "TRAINING_ERROR"
+    assert (
+        status.message
+        == f"no training table at '{tmp_path / 'absent'}' (a Parquet file or a prefix)"
+    )
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow
@@ -94,22 +121,46 @@ def test_torchrun_two_processes(table_uri: str, tmp_path: Path, settings: Settin
         config=tiny_config(),
         env={"OMP_NUM_THREADS": "1"},
     )
-    assert local.command(spec)[1:6] == [
+    assert local.command(spec) == [
+        sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
         "--nnodes=1",
         "--nproc_per_node=2",
+        "-m",
+        "mlops_kit.training",
+        "train",
+        "--data",
+        table_uri,
+        "--out",
+        str(out),
+        *("--set", "model.hidden_sizes=[8]", "--set", "export.enabled=false"),
+        *("--set", "epochs=2", "--set", "batch_size=64", "--set", "patience=null"),
+        *("--set", "device=cpu", "--set", "num_threads=1"),
     ]
     handle = local.submit(spec)
-    assert handle.kind == "process"
-    status = local.wait(handle, timeout=240)
-    log = (tmp_path / "logs" / "fm-ddp.log").read_text()
+    assert (handle.backend, handle.name, handle.kind) == ("local", "fm-ddp", "process")
+    status = local.wait(handle)
+    log_path = tmp_path / "logs" / "fm-ddp.log"
+    log = log_path.read_text()
     assert status.phase is JobPhase.SUCCEEDED, log
-    assert '"world_size": 2' in log
-    assert (out / "model.pt").exists()
+    assert status.raw == {"returncode": 0, "log": str(log_path)}
+    # the summary rank 0 printed, and the bundle it wrote
+    summary = json.loads(log[log.index("\n{\n") + 1 : log.rindex("\n}") + 2])
+    assert summary["world_size"] == 2 and summary["epochs_run"] == 2
+    assert summary["out"] == str(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and [r["epoch"] for r in metrics["history"]] == [1, 2]
+    assert metrics["metrics"] == summary["metrics"]
+    assert [p.shape[0] for p in load_model(str(out / "model.pt")).parameters()] == [8, 8, 1, 1]
 
     bad = spec.model_copy(update={"name": "fm-ddp-bad", "data_uri": str(tmp_path / "absent")})
-    status = local.wait(local.submit(bad), timeout=240, raise_on_failure=False)
+    status = local.wait(local.submit(bad), raise_on_failure=False)
     assert status.phase is JobPhase.FAILED
-    assert status.reason == "TRAINING_ERROR" and "no training table" in (status.message or "")
+    assert status.reason == "TRAINING_ERROR"
+    assert (
+        status.message
+        == f"no training table at '{tmp_path / 'absent'}' (a Parquet file or a prefix)"
+    )
+    assert status.raw["returncode"] == 1

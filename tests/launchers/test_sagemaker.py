@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+import mlops_kit
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.training import TrainConfig
 from mlops_kit.training.launchers import JobPhase, TrainingJobSpec, launcher_for
+from mlops_kit.training.launchers.base import flatten_config
 from mlops_kit.training.launchers.sagemaker import SageMakerLauncher, training_job_status
 from tests.launchers.conftest import IMAGE_REPO
 
@@ -86,21 +88,40 @@ def test_training_job_is_created_and_completes(aws: dict[str, Any]) -> None:
         labels={"team": "ml"},
     )
     handle = sm.submit(spec)
-    assert handle.name.startswith("fm-sagemaker-") and handle.uid and handle.uid.startswith("arn:")
+    # the SDK appends a timestamp to the base job name
+    assert re.fullmatch(r"fm-sagemaker-\d{14}", handle.name), handle.name
+    assert (handle.backend, handle.kind, handle.namespace) == ("sagemaker", "TrainingJob", None)
+    assert handle.uid == f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{handle.name}"
 
-    status = sm.wait(handle, timeout=60, poll=0.1)
-    assert status.phase is JobPhase.SUCCEEDED and status.reason == "Completed"
+    status = sm.wait(handle, poll=0.1)
+    assert status.phase is JobPhase.SUCCEEDED
+    assert (status.reason, status.message) == ("Completed", None)
 
-    desc = boto3.client(
-        "sagemaker", endpoint_url=aws["endpoint"], region_name="us-east-1"
-    ).describe_training_job(TrainingJobName=handle.name)
-    assert desc["TrainingJobStatus"] == "Completed"
-    assert desc["ResourceConfig"]["InstanceType"] == "ml.g5.12xlarge"
-    assert desc["ResourceConfig"]["InstanceCount"] == 1
-    assert desc["AlgorithmSpecification"]["TrainingImage"].startswith(IMAGE_REPO + ":")
+    client = boto3.client("sagemaker", endpoint_url=aws["endpoint"], region_name="us-east-1")
+    desc = client.describe_training_job(TrainingJobName=handle.name)
+    assert desc["TrainingJobName"] == handle.name and desc["TrainingJobArn"] == handle.uid
+    assert (desc["TrainingJobStatus"], desc["SecondaryStatus"]) == ("Completed", "Completed")
+    assert (status.start_time, status.end_time) == (
+        desc["TrainingStartTime"],
+        desc["TrainingEndTime"],
+    )
+    assert desc["ResourceConfig"] == {
+        "InstanceType": "ml.g5.12xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 50,
+    }
+    algorithm = desc["AlgorithmSpecification"]
+    assert algorithm["TrainingImage"] == f"{IMAGE_REPO}:{mlops_kit.__version__}"
+    assert algorithm["TrainingInputMode"] == "File"
     assert desc["RoleArn"] == aws["role"]
     channels = {c["ChannelName"]: c for c in desc["InputDataConfig"]}
-    assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{data}/training/"
+    assert sorted(channels) == ["sm_drivers", "train"]
+    assert channels["train"]["InputMode"] == "File"
+    assert channels["train"]["DataSource"]["S3DataSource"] == {
+        "S3DataType": "S3Prefix",
+        "S3Uri": f"s3://{data}/training/",
+        "S3DataDistributionType": "FullyReplicated",
+    }
     assert desc["OutputDataConfig"]["S3OutputPath"] == f"s3://{models}/fm/1/sagemaker"
     assert desc["CheckpointConfig"] == {
         "S3Uri": f"s3://{models}/fm/1/checkpoints",
@@ -110,17 +131,34 @@ def test_training_job_is_created_and_completes(aws: dict[str, Any]) -> None:
     hps = desc["HyperParameters"]
     assert hps["epochs"] == "7" and hps["optimizer.lr"] == "0.0001"
     assert hps["model.hidden_sizes"] == "[32, 16]" and hps["model.activation"] == "relu"
+    assert hps["optimizer.name"] == "adamw" and hps["batch_size"] == "256"
+    assert hps == flatten_config(spec.resolved_config())  # every field, as sent
+    tags = client.list_tags(ResourceArn=handle.uid)["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"mlops-kit/job": "fm-sagemaker", "team": "ml"}
 
     # the command the container runs, as staged by the SDK beside the output
     drivers = channels["sm_drivers"]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert drivers.startswith(f"s3://{models}/fm/1/sagemaker/")
-    key = drivers.split("/", 3)[3] + "/sm_train.sh"
-    script = aws["s3"].get_object(Bucket=models, Key=key)["Body"].read().decode()
-    assert (
-        "torchrun --standalone --nnodes=1 --nproc_per_node=4 -m mlops_kit.training train" in script
+    assert drivers == f"s3://{models}/fm/1/sagemaker/fm-sagemaker/{handle.name}/input/sm_drivers"
+    prefix = drivers.split("/", 3)[3]
+    source = json.loads(
+        aws["s3"].get_object(Bucket=models, Key=prefix + "/sourcecode.json")["Body"].read()
     )
-    assert f"--data /opt/ml/input/data/train --out s3://{models}/fm/1" in script
-    assert "--set epochs=7" in script and "--set checkpoint_uri=/opt/ml/checkpoints" in script
+    assert source["command"] == (
+        "torchrun --standalone --nnodes=1 --nproc_per_node=4 -m mlops_kit.training"
+    )
+    assert source["args"] == [
+        *("train", "--data", "/opt/ml/input/data/train", "--out", f"s3://{models}/fm/1"),
+        *("--set", "model.hidden_sizes=[32, 16]", "--set", "optimizer.lr=0.0001"),
+        *("--set", "epochs=7", "--set", "checkpoint_uri=/opt/ml/checkpoints"),
+    ]
+    script = aws["s3"].get_object(Bucket=models, Key=prefix + "/sm_train.sh")["Body"].read()
+    command_line = (
+        "torchrun --standalone --nnodes=1 --nproc_per_node=4 -m mlops_kit.training train "
+        f"--data /opt/ml/input/data/train --out s3://{models}/fm/1 "
+        "--set 'model.hidden_sizes=[32, 16]' --set optimizer.lr=0.0001 --set epochs=7 "
+        "--set checkpoint_uri=/opt/ml/checkpoints"
+    )
+    assert command_line in script.decode().splitlines()
 
 
 def test_submission_errors_and_status_mapping(aws: dict[str, Any]) -> None:
@@ -136,18 +174,26 @@ def test_submission_errors_and_status_mapping(aws: dict[str, Any]) -> None:
             "FailureReason": "AlgorithmError: exit 2",
         }
     )
-    assert failed.phase is JobPhase.FAILED and failed.message == "AlgorithmError: exit 2"
-    assert (
-        training_job_status(
-            {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting"}
-        ).phase
-        is JobPhase.PENDING
+    assert (failed.phase, failed.reason, failed.message) == (
+        JobPhase.FAILED,
+        "Failed",
+        "AlgorithmError: exit 2",
     )
-    assert (
-        training_job_status(
-            {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training"}
-        ).phase
-        is JobPhase.RUNNING
+    starting = training_job_status(
+        {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Starting"}
     )
-    assert training_job_status({"TrainingJobStatus": "Stopped"}).phase is JobPhase.FAILED
-    assert os.environ.get("SAGEMAKER_VALIDATE_ROLE") == "false"
+    assert (starting.phase, starting.reason, starting.message) == (
+        JobPhase.PENDING,
+        "Starting",
+        None,
+    )
+    running = training_job_status(
+        {"TrainingJobStatus": "InProgress", "SecondaryStatus": "Training"}
+    )
+    assert (running.phase, running.reason) == (JobPhase.RUNNING, "Training")
+    stopped = training_job_status({"TrainingJobStatus": "Stopped"})
+    assert (stopped.phase, stopped.reason, stopped.message) == (
+        JobPhase.FAILED,
+        "Stopped",
+        "the training job was stopped before it completed",
+    )

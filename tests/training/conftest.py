@@ -75,7 +75,7 @@ def small_config(**overrides: Any) -> Any:
     return parse_train_config(base)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float | None = None) -> Any:
     """``python -m mlops_kit.training ARGS`` in a subprocess (one torch thread)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(

@@ -66,7 +66,6 @@ def test_training_table_is_point_in_time(lake_settings, training_table: pa.Table
     from mlops_kit.etl import read_table
 
     t = training_table
-    assert t.num_rows > 10_000
     assert {"device_id", "event_timestamp", "label", "feature_timestamp"} <= set(t.column_names)
     assert len(DataConfig().feature_columns) == 36
     assert set(DataConfig().feature_columns) <= set(t.column_names)
@@ -79,10 +78,31 @@ def test_training_table_is_point_in_time(lake_settings, training_table: pa.Table
         feats["device_id"].to_pylist(), feats["event_timestamp"].to_pylist(), strict=True
     ):
         by_dev.setdefault(dev, []).append(ts)
-    rows = t.select(["device_id", "event_timestamp", "feature_timestamp"]).to_pylist()
+    readings = read_table(lake_settings, "readings")
+    failure = {
+        (dev, ts): f
+        for dev, ts, f in zip(
+            readings["device_id"].to_pylist(),
+            readings["ts"].to_pylist(),
+            readings["failure"].to_pylist(),
+            strict=True,
+        )
+    }
+    rows = t.select(["device_id", "event_timestamp", "feature_timestamp", "label"]).to_pylist()
     for row in rows[:: max(1, len(rows) // 300)]:
         eligible = [ts for ts in by_dev[row["device_id"]] if ts <= row["event_timestamp"]]
         assert row["feature_timestamp"] == max(eligible)
+        assert row["label"] == failure[(row["device_id"], row["event_timestamp"])]
+    # every labelled reading at or after its device's first feature row, and only those
+    first_feature = {dev: min(ts) for dev, ts in by_dev.items()}
+    joinable = sum(
+        1
+        for (dev, ts), f in failure.items()
+        if f is not None and dev in first_feature and ts >= first_feature[dev]
+    )
+    assert len(failure) == readings.num_rows
+    assert t.num_rows == joinable
+    assert (readings.num_rows, t.num_rows) == (16_763, 16_523)  # the figures of the docs
     # features are those of that row, label is the reading's failure
     first = t.slice(0, 1).to_pylist()[0]
     match = feats.filter(
@@ -95,8 +115,6 @@ def test_training_table_is_point_in_time(lake_settings, training_table: pa.Table
         )
     ).to_pylist()[0]
     assert first["temperature_mean_24h"] == match["temperature_mean_24h"]
-    readings = read_table(lake_settings, "readings")
-    assert t.num_rows <= readings.num_rows
     assert set(pc.unique(t["label"]).to_pylist()) == {0, 1}
 
 
@@ -109,7 +127,12 @@ def test_time_split_never_mixes_periods(training_table: pa.Table) -> None:
     assert last_train < first_val == split.cutoff
     assert split.validation.num_rows == pytest.approx(0.25 * training_table.num_rows, rel=0.05)
     gapped = time_split(training_table, DataConfig(validation_fraction=0.25, gap_hours=6))
-    assert gapped.dropped_for_gap > 0
+    embargo = pa.scalar(first_val - timedelta(hours=6), split.train["event_timestamp"].type)
+    in_gap = int(pc.sum(pc.greater_equal(split.train["event_timestamp"], embargo)).as_py())
+    assert gapped.dropped_for_gap == in_gap > 0
+    assert gapped.train.num_rows == split.train.num_rows - in_gap
+    assert gapped.validation.num_rows == split.validation.num_rows
+    assert gapped.cutoff == split.cutoff
     assert pc.max(gapped.train["event_timestamp"]).as_py() < first_val - timedelta(hours=6)
     with pytest.raises(TrainingError, match="lacks column"):
         time_split(training_table.drop_columns(["label"]), cfg)

@@ -17,6 +17,8 @@ torch = pytest.importorskip("torch")
 
 from mlops_kit import storage  # noqa: E402
 from mlops_kit.training import DataConfig, TrainingError, time_split  # noqa: E402
+from mlops_kit.training.data import labels  # noqa: E402
+from mlops_kit.training.metrics import binary_metrics  # noqa: E402
 from mlops_kit.training.model import load_model  # noqa: E402
 from mlops_kit.training.trainer import Trainer, train  # noqa: E402
 from tests.training.conftest import REPO, run_cli, small_config  # noqa: E402
@@ -30,14 +32,29 @@ def _state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _checkpoint(uri: str) -> dict:
+    return torch.load(io.BytesIO(storage.read_bytes(uri)), weights_only=False)
+
+
 def test_learns_failures_on_the_demo_lake(training_table: pa.Table) -> None:
     seen: list[dict] = []
     result = train(small_config(epochs=5), training_table, None, callbacks=[seen.append])
     assert result.metrics["roc_auc"] > 0.8, result.history
     assert result.metrics["pr_auc"] > result.metrics["positive_rate"]
-    assert 0.0 <= result.metrics["f1"] <= 1.0
+    # the reported metrics are those of the returned model on the validation split
+    split = _split(training_table)
+    y_val = labels(split.validation, DataConfig())
+    with torch.inference_mode():
+        logits = result.model(torch.from_numpy(result.preprocessor.transform(split.validation)))
+    expected = binary_metrics(y_val, logits.reshape(-1).numpy(), 0.5)
+    assert result.metrics.keys() == expected.keys()
+    for name, value in expected.items():
+        assert result.metrics[name] == pytest.approx(value, rel=1e-6, abs=1e-9), name
+    assert result.metrics["positive_rate"] == pytest.approx(float(y_val.mean()))
+    # the callback got every epoch's record, the same as the history
     assert [r["epoch"] for r in seen] == [1, 2, 3, 4, 5]
-    assert {"train_loss", "val_loss", "val_roc_auc", "val_pr_auc", "val_f1"} <= set(seen[0])
+    assert seen == result.history
+    assert result.epochs_run == 5 and result.stopped_early is False
     assert result.device == "cpu" and result.precision == "fp32" and result.world_size == 1
 
 
@@ -45,13 +62,16 @@ def test_early_stopping(training_table: pa.Table) -> None:
     split = _split(training_table)
     cfg = small_config(epochs=10, patience=2, min_delta=1.0)  # nothing after epoch 1 counts
     result = Trainer(cfg).fit(split.train, split.validation)
-    assert result.stopped_early
+    assert result.stopped_early is True
     assert result.epochs_run == 3 and result.best_epoch == 1
     assert [r["improved"] for r in result.history] == [True, False, False]
-    # val_loss is minimised: improvements must go down
+    assert result.best_score == result.history[0]["val_roc_auc"]
+    # val_loss is minimised: the best epoch is the one with the lowest loss
     result = Trainer(small_config(epochs=3, monitor="val_loss")).fit(split.train, split.validation)
-    best = min(r["val_loss"] for r in result.history)
-    assert result.best_score == best
+    losses = [r["val_loss"] for r in result.history]
+    assert result.best_score == min(losses)
+    assert result.best_epoch == 1 + losses.index(min(losses))
+    assert result.stopped_early is False and result.epochs_run == 3
 
 
 def test_restore_best_weights(training_table: pa.Table) -> None:
@@ -93,9 +113,7 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(table_uri: str, tmp_p
     args = ["train", "--data", table_uri, "--out", out, "--config", str(cfg), "--no-export", "-q"]
     killed = run_cli(*args, env={"MLOPS_KIT_FAULT_AT": "training.after_epoch_2"})
     assert killed.returncode == 137, killed.stderr
-    ckpt = torch.load(
-        io.BytesIO(storage.read_bytes(out + "/checkpoints/last.pt")), weights_only=False
-    )
+    ckpt = _checkpoint(out + "/checkpoints/last.pt")
     assert ckpt["epoch"] == 2 and not storage.exists(out + "/model.pt")
     resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr
@@ -127,6 +145,8 @@ def test_resume_refuses_another_config(training_table: pa.Table, tmp_path: Path)
         Trainer(other, checkpoint_uri=ckpt).fit(split.train, split.validation)
     result = Trainer(other, checkpoint_uri=ckpt).fit(split.train, split.validation, resume=False)
     assert result.resumed_from_epoch is None
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    assert _checkpoint(ckpt + "/last.pt")["config"]["model"]["hidden_sizes"] == [8]
 
 
 @pytest.mark.aws
@@ -134,11 +154,15 @@ def test_checkpoints_on_s3(training_table: pa.Table, s3_bucket: str) -> None:
     split = _split(training_table)
     uri = f"s3://{s3_bucket}/runs/r1/checkpoints"
     first = Trainer(small_config(epochs=1), checkpoint_uri=uri).fit(split.train, split.validation)
-    assert storage.exists(uri + "/last.pt") and storage.exists(uri + "/best.pt")
+    last, best = _checkpoint(uri + "/last.pt"), _checkpoint(uri + "/best.pt")
+    assert last["epoch"] == 1 and best["epoch"] == 1 and last["finished"] is True
+    for k, v in _state(first.model).items():
+        assert torch.equal(v, last["model_state"][k]), k
     more = Trainer(small_config(epochs=2), checkpoint_uri=uri)  # more epochs may resume
     second = more.fit(split.train, split.validation)
     assert second.resumed_from_epoch == 1 and second.epochs_run == 2
     assert first.history[0] == second.history[0]
+    assert _checkpoint(uri + "/last.pt")["epoch"] == 2
 
 
 DDP_TOLERANCE = 1e-5
@@ -160,7 +184,7 @@ def test_ddp_two_processes_match_one(table_uri: str, tmp_path: Path) -> None:
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "mlops_kit.training", "train", "--data", table_uri, "--out", out,
          "--config", str(cfg), "--no-export", "-q"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+        capture_output=True, text=True, env=env, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)

@@ -115,11 +115,15 @@ class EpochShard:
         order: row indices of this rank, batch after batch.
         bounds: ``order[bounds[k]:bounds[k + 1]]`` are the rows of batch ``k``.
         global_rows: rows of global batch ``k`` over all ranks.
+        loss_scale: ``world_size / global_rows``: the factor of this rank's summed loss of
+            batch ``k``, so that the gradient DDP averages over ranks is the mean over the
+            global batch.
     """
 
     order: np.ndarray
     bounds: np.ndarray
     global_rows: np.ndarray
+    loss_scale: np.ndarray
 
     @property
     def n_batches(self) -> int:
@@ -138,7 +142,12 @@ def shard_epoch(perm: np.ndarray, batch_size: int, rank: int, world_size: int) -
     )
     local_rows = np.bincount(batch[mine], minlength=n_batches)
     bounds = np.concatenate([[0], np.cumsum(local_rows)])
-    return EpochShard(order=perm[mine], bounds=bounds, global_rows=global_rows)
+    return EpochShard(
+        order=perm[mine],
+        bounds=bounds,
+        global_rows=global_rows,
+        loss_scale=world_size / global_rows,
+    )
 
 
 def all_gather_rows(tensor: Any, ctx: DistContext) -> Any:

@@ -398,7 +398,7 @@ class Trainer:
         shard = dist_utils.shard_epoch(perm, cfg.batch_size, ctx.rank, ctx.world_size)
         xs, ys = feeder.epoch(shard.order)
         sharded = ctx.is_distributed
-        scales = (ctx.world_size / shard.global_rows).tolist()
+        scales = shard.loss_scale.tolist()
         bounds = shard.bounds.tolist()
         clip = cfg.optimizer.grad_clip_norm
         params = list(net.parameters()) if clip else []
