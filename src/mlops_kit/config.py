@@ -23,7 +23,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from mlops_kit.errors import ConfigError
+from mlops_kit.errors import ConfigError, format_validation_error
 
 AwsService = Literal[
     "s3", "kinesis", "dynamodb", "sagemaker", "ecr", "secretsmanager", "sts", "iam", "logs"
@@ -379,19 +379,6 @@ class Settings(BaseSettings):
         return self
 
 
-def _format_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "settings"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting (check the spelling; see 'mlops-kit config show')"
-        value = err.get("input")
-        shown = f" (got {value!r})" if not isinstance(value, dict) and value is not None else ""
-        lines.append(f"  {loc}: {msg}{shown}")
-    return "invalid mlops_kit settings:\n" + "\n".join(lines)
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings` from overrides, environment and YAML file.
 
@@ -401,4 +388,11 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+        raise ConfigError(
+            format_validation_error(
+                exc,
+                "mlops_kit settings",
+                root="settings",
+                unknown="unknown setting (check the spelling; see 'mlops-kit config show')",
+            )
+        ) from None

@@ -72,3 +72,32 @@ class WarehouseError(MlopsKitError):
     """The warehouse URL is unsupported or a load failed (the transaction was rolled back)."""
 
     code = "WAREHOUSE_ERROR"
+
+
+def format_validation_error(
+    exc: Any, what: str, *, root: str = "value", unknown: str = "unknown field (check the spelling)"
+) -> str:
+    """One message for a pydantic ``ValidationError``: a line per bad field.
+
+    Each line names the field's dotted path, what is wrong and the value given, e.g.
+    ``  quality.max_quarantine_rate: Input should be less than or equal to 1 (got 2.0)``.
+
+    Args:
+        exc: the ``pydantic.ValidationError``.
+        what: what was being validated, for the first line (``mlops_kit settings``).
+        root: the name shown for an error on the whole object.
+        unknown: the message for a key the model forbids.
+    """
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or root
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = unknown
+        value = err.get("input")
+        plain = (
+            value is not None and not isinstance(value, dict) and not hasattr(value, "model_dump")
+        )
+        shown = f" (got {value!r})" if plain and loc != root else ""
+        lines.append(f"  {loc}: {msg}{shown}")
+    return f"invalid {what}:\n" + "\n".join(lines)

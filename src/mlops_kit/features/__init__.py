@@ -12,8 +12,7 @@ SQL registry on PostgreSQL. See docs/features.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mlops_kit._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "FeatureClient": "mlops_kit.features.store",
@@ -39,16 +38,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_features": "mlops_kit.features.catalog",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -18,9 +18,7 @@ See docs/registry.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from mlops_kit._lazy import lazy_exports
 from mlops_kit.registry.errors import (
     MissingArtifactError,
     ModelNotFoundError,
@@ -57,16 +55,7 @@ _LAZY: dict[str, str] = {
     "demo_policy": "mlops_kit.registry.steps",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

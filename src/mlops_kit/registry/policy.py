@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlops_kit.errors import format_validation_error
 from mlops_kit.registry.errors import PolicyError
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
@@ -95,19 +96,6 @@ class PromotionPolicy(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "policy"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"  {loc}: unknown key (check the spelling; see docs/registry.md)")
-            continue
-        value = err.get("input")
-        shown = f" (got {value!r})" if not isinstance(value, dict) else ""
-        lines.append(f"  {loc}: {err['msg']}{shown}")
-    return f"invalid promotion policy {source}:\n" + "\n".join(lines)
-
-
 def parse_policy(data: Any, source: str = "") -> PromotionPolicy:
     """A :class:`PromotionPolicy` from a mapping (``None``: the defaults).
 
@@ -123,7 +111,14 @@ def parse_policy(data: Any, source: str = "") -> PromotionPolicy:
     try:
         return PromotionPolicy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(_describe(exc, source)) from None
+        raise PolicyError(
+            format_validation_error(
+                exc,
+                f"promotion policy {source}".rstrip(),
+                root="policy",
+                unknown="unknown key (check the spelling; see docs/registry.md)",
+            )
+        ) from None
 
 
 def load_policy(path: str | Path | None) -> PromotionPolicy:

@@ -19,9 +19,7 @@ See docs/tracking.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from mlops_kit._lazy import lazy_exports
 from mlops_kit.tracking.errors import TrackingError
 from mlops_kit.tracking.lineage import LINEAGE_TAGS, Lineage, git_commit
 from mlops_kit.tracking.target import (
@@ -41,16 +39,7 @@ _LAZY: dict[str, str] = {
     "client_for": "mlops_kit.tracking.runs",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -12,9 +12,7 @@ Container entrypoint: ``python -m mlops_kit.training train --data URI --out URI`
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from mlops_kit._lazy import lazy_exports
 from mlops_kit.training.config import (
     DataConfig,
     ExportConfig,
@@ -49,12 +47,7 @@ _LAZY = {
     "export_and_verify": "mlops_kit.training.onnx_export",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mlops_kit.training' has no attribute '{name}'")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

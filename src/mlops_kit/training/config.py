@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlops_kit.errors import ConfigError
+from mlops_kit.errors import ConfigError, format_validation_error
 
 Monitor = Literal["val_roc_auc", "val_pr_auc", "val_f1", "val_loss"]
 
@@ -175,19 +175,6 @@ class TrainConfig(_Section):
         return v
 
 
-def _format(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "config"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
-        value = err.get("input")
-        shown = f" (got {value!r})" if not isinstance(value, dict) and value is not None else ""
-        lines.append(f"  {loc}: {msg}{shown}")
-    return f"invalid training config{source}:\n" + "\n".join(lines)
-
-
 def parse_train_config(data: dict[str, Any] | None, source: str = "") -> TrainConfig:
     """Validate a mapping into a :class:`TrainConfig`.
 
@@ -197,7 +184,9 @@ def parse_train_config(data: dict[str, Any] | None, source: str = "") -> TrainCo
     try:
         return TrainConfig.model_validate(data or {})
     except ValidationError as exc:
-        raise ConfigError(_format(exc, source)) from None
+        raise ConfigError(
+            format_validation_error(exc, f"training config{source}", root="config")
+        ) from None
 
 
 def load_train_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> TrainConfig:

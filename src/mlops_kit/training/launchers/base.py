@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops_kit.config import Settings, load_settings
-from mlops_kit.errors import ConfigError
+from mlops_kit.errors import ConfigError, format_validation_error
 from mlops_kit.training.config import TrainConfig
 from mlops_kit.training.errors import TrainingError
 
@@ -146,25 +146,6 @@ class JobHandle:
     uid: str | None = None
 
 
-def _format_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "spec"
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
-        value = err.get("input")
-        shown = (
-            f" (got {value!r})"
-            if not isinstance(value, dict | BaseModel) and value is not None and loc != "spec"
-            else ""
-        )
-        lines.append(f"  {loc}: {msg}{shown}")
-    return "invalid training job spec:\n" + "\n".join(lines)
-
-
 class TrainingJobSpec(BaseModel):
     """One training run, independent of the backend that runs it.
 
@@ -241,7 +222,9 @@ class TrainingJobSpec(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(_format_validation_error(exc)) from None
+            raise ConfigError(
+                format_validation_error(exc, "training job spec", root="spec")
+            ) from None
 
     @field_validator("name")
     @classmethod
