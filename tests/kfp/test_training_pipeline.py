@@ -132,7 +132,7 @@ def test_training_pipeline_end_to_end(feature_home: Path, kfp_local: Path) -> No
     import mlflow.onnx
     import numpy as np
 
-    from mlops_kit.training.onnx_export import onnx_session
+    from mlops_kit.model.predictor import onnx_session
 
     with _tracking(feature_home):
         proto = mlflow.onnx.load_model(f"runs:/{run_id}/model")

@@ -135,7 +135,7 @@ def _check_model(trained: Trained) -> None:
     import mlflow.onnx
     from mlflow.types import DataType
 
-    from mlops_kit.training.onnx_export import onnx_session
+    from mlops_kit.model.predictor import onnx_session
 
     uri = f"runs:/{trained.run_id}/model"
     mlflow.set_tracking_uri(trained.target.uri)

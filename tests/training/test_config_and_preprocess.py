@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlops_kit.errors import ConfigError
-from mlops_kit.training import Preprocessor, TrainingError, load_train_config, parse_train_config
+from mlops_kit.model import ModelError
+from mlops_kit.training import Preprocessor, load_train_config, parse_train_config
 from tests.training.conftest import REPO, run_cli
 
 
@@ -135,9 +136,9 @@ def test_fit_and_transform_every_input_kind_identically() -> None:
 
 def test_transform_errors_name_the_problem() -> None:
     pre = Preprocessor.fit(_table(), NAMES)
-    with pytest.raises(TrainingError, match=r"\['c'\]"):
+    with pytest.raises(ModelError, match=r"\['c'\]"):
         pre.transform({"a": [1.0], "b": [2.0]})
-    with pytest.raises(TrainingError, match=r"shape \(rows, 3\)"):
+    with pytest.raises(ModelError, match=r"shape \(rows, 3\)"):
         pre.transform(np.zeros((2, 4)))
 
 
@@ -149,7 +150,7 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     assert back == pre
     np.testing.assert_array_equal(back.transform(_table()), pre.transform(_table()))
     bad = pre.to_dict() | {"format_version": 99}
-    with pytest.raises(TrainingError, match="format_version"):
+    with pytest.raises(ModelError, match="format_version"):
         Preprocessor.from_dict(bad)
 
 

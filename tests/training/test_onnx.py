@@ -14,13 +14,9 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from mlops_kit import storage  # noqa: E402
+from mlops_kit.model.predictor import onnx_session  # noqa: E402
 from mlops_kit.training import ParityError, Preprocessor  # noqa: E402
-from mlops_kit.training.onnx_export import (  # noqa: E402
-    OPSET,
-    check_parity,
-    export_onnx,
-    onnx_session,
-)
+from mlops_kit.training.onnx_export import OPSET, check_parity, export_onnx  # noqa: E402
 from mlops_kit.training.trainer import train  # noqa: E402
 from tests.training.conftest import run_cli, small_config  # noqa: E402
 

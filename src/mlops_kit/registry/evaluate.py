@@ -1,7 +1,7 @@
 """Score an ONNX model on a fixed evaluation table, and time it.
 
 The model takes standardised features: rows go through the saved
-:class:`~mlops_kit.training.preprocess.Preprocessor` (``preprocess.json``), then through ONNX
+:class:`~mlops_kit.model.preprocess.Preprocessor` (``preprocess.json``), then through ONNX
 Runtime with one intra-op thread, as serving runs it. ROC-AUC, PR-AUC and F1 come from
 :mod:`mlops_kit.training.metrics` (numpy; the same definitions as scikit-learn). Latency is
 measured per single-row call (``perf_counter_ns`` around ``session.run``) after a warm-up.
@@ -158,7 +158,7 @@ def measure_latency(
     session: Any, row: np.ndarray, calls: int, warmup: int = 50
 ) -> tuple[float, float]:
     """``(p50, p99)`` in milliseconds of ``calls`` single-row ``session.run`` calls."""
-    from mlops_kit.training.onnx_export import INPUT_NAME
+    from mlops_kit.model.predictor import INPUT_NAME
 
     x = np.ascontiguousarray(row.reshape(1, -1), dtype=np.float32)
     feed = {INPUT_NAME: x}
@@ -189,21 +189,21 @@ def evaluate_onnx(
 
     Args:
         onnx_model: the serialised graph or its path/URI.
-        preprocessor: its :class:`~mlops_kit.training.preprocess.Preprocessor`.
+        preprocessor: its :class:`~mlops_kit.model.preprocess.Preprocessor`.
         table: the evaluation rows (features by name and the label).
         label_column: 0/1 label column.
         threshold: decision threshold on the probability (F1, confusion matrix).
         latency_calls: single-row calls timed (0: no timing).
         latency_warmup: untimed calls first.
     """
+    from mlops_kit.model.predictor import Predictor, onnx_session
     from mlops_kit.training import metrics as m
-    from mlops_kit.training.onnx_export import INPUT_NAME, onnx_session
 
-    x = preprocessor.transform(table)
-    y = _labels(table, label_column)
     session = onnx_session(onnx_model if isinstance(onnx_model, bytes) else str(onnx_model))
-    (prob,) = session.run(["probability"], {INPUT_NAME: x})
-    p = np.asarray(prob, dtype=np.float64).ravel()
+    predictor = Predictor(session, preprocessor)
+    x = predictor.features(table)
+    y = _labels(table, label_column)
+    p = predictor.run(x)["probability"]
     pred, truth = p >= threshold, y > 0.5
     confusion = [
         [int(np.sum(~pred & ~truth)), int(np.sum(pred & ~truth))],
@@ -230,10 +230,11 @@ def evaluate_onnx(
 
 def evaluate_folder(folder: str, table: Any, spec: EvaluationSpec, latency_calls: int = 0) -> Any:
     """Evaluate the ONNX folder of ``export_onnx`` (``model.onnx`` + ``preprocess.json``)."""
-    from mlops_kit.training.preprocess import Preprocessor
+    from mlops_kit.model import bundle
+    from mlops_kit.model.preprocess import Preprocessor
 
-    onnx_path = os.path.join(folder, "model.onnx")
-    pre_path = os.path.join(folder, "preprocess.json")
+    onnx_path = bundle.path(folder, bundle.ONNX_MODEL)
+    pre_path = bundle.path(folder, bundle.PREPROCESS)
     for path in (onnx_path, pre_path):
         if not os.path.isfile(path):
             from mlops_kit.registry.errors import MissingArtifactError

@@ -273,7 +273,7 @@ class ModelRegistry:
     def _download(self, run_id: str, artifact_location: str) -> tuple[bytes, Any]:
         import mlflow.artifacts
 
-        from mlops_kit.training.preprocess import Preprocessor
+        from mlops_kit.model.preprocess import Preprocessor
 
         with tempfile.TemporaryDirectory(prefix="mlk-registry-") as tmp:
             try:

@@ -332,7 +332,7 @@ def model_signature(onnx_bytes: bytes, preprocessor: Any, rows: Any = None) -> t
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from mlops_kit.training.onnx_export import INPUT_NAME, OUTPUT_NAMES, onnx_session
+    from mlops_kit.model.predictor import INPUT_NAME, OUTPUT_NAMES, onnx_session
 
     names = list(preprocessor.feature_names)
     if rows is None:
@@ -385,7 +385,7 @@ def log_training_run(
     Raises:
         TrackingError: the store cannot be reached or ``run_id`` is not in it.
     """
-    from mlops_kit.training.preprocess import Preprocessor
+    from mlops_kit.model.preprocess import Preprocessor
 
     target = target or resolve_target()
     client = client_for(target)

@@ -13,6 +13,7 @@ Container entrypoint: ``python -m mlops_kit.training train --data URI --out URI`
 from __future__ import annotations
 
 from mlops_kit._lazy import lazy_exports
+from mlops_kit.model.preprocess import Preprocessor
 from mlops_kit.training.config import (
     DataConfig,
     ExportConfig,
@@ -30,7 +31,6 @@ from mlops_kit.training.data import (
     write_training_table,
 )
 from mlops_kit.training.errors import ParityError, TrainingError
-from mlops_kit.training.preprocess import Preprocessor
 
 _LAZY = {
     "Trainer": "mlops_kit.training.trainer",

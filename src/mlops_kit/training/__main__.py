@@ -188,11 +188,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from mlops_kit import storage
+    from mlops_kit.model.preprocess import Preprocessor
     from mlops_kit.training.config import parse_train_config
     from mlops_kit.training.data import read_training_table, time_split
     from mlops_kit.training.model import load_model
     from mlops_kit.training.onnx_export import export_and_verify
-    from mlops_kit.training.preprocess import Preprocessor
 
     bundle = args.model
     config_uri = storage.join(bundle, "config.json")

@@ -2,7 +2,7 @@
 
 :func:`export_onnx` writes the model as an ONNX graph with a dynamic batch axis and the
 pinned opset :data:`OPSET`: input ``features`` (float32, ``(batch, n_features)``, already
-standardised by the :class:`~mlops_kit.training.preprocess.Preprocessor`), outputs
+standardised by the :class:`~mlops_kit.model.preprocess.Preprocessor`), outputs
 ``logit`` and ``probability`` (float32, ``(batch, 1)``). The graph's metadata carries the
 feature order and the preprocessing statistics, so the file alone is enough to serve.
 
@@ -26,18 +26,17 @@ import numpy as np
 from mlops_kit import storage
 from mlops_kit._lazy import require
 from mlops_kit._version import __version__
+from mlops_kit.model.predictor import INPUT_NAME, OUTPUT_NAMES, onnx_session
+from mlops_kit.model.preprocess import Preprocessor
 from mlops_kit.training.config import ExportConfig
 from mlops_kit.training.errors import ParityError, TrainingError
 from mlops_kit.training.model import ScoringModel
-from mlops_kit.training.preprocess import Preprocessor
 
 torch = require("torch", "the ONNX export")
 
 OPSET = 18
 """ONNX opset every export uses unless told otherwise (pinned, so graphs do not drift)."""
 
-INPUT_NAME = "features"
-OUTPUT_NAMES = ("logit", "probability")
 DEFAULT_ATOL = 1e-5
 """Default absolute tolerance of the parity gate."""
 
@@ -159,17 +158,6 @@ def export_onnx(
     if uri is not None:
         storage.write_bytes(uri, data)
     return data
-
-
-def onnx_session(model: bytes | str, threads: int = 1, providers: list[str] | None = None) -> Any:
-    """An ONNX Runtime session (``threads`` intra-op threads, sequential execution)."""
-    ort = require("onnxruntime", "ONNX inference")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    data = model if isinstance(model, bytes) else storage.read_bytes(model)
-    return ort.InferenceSession(data, opts, providers=providers or ["CPUExecutionProvider"])
 
 
 def check_parity(
@@ -307,13 +295,10 @@ def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "DEFAULT_ATOL",
-    "INPUT_NAME",
     "OPSET",
-    "OUTPUT_NAMES",
     "ParityError",
     "ParityReport",
     "check_parity",
     "export_and_verify",
     "export_onnx",
-    "onnx_session",
 ]

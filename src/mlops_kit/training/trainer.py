@@ -38,6 +38,7 @@ import pyarrow as pa
 from mlops_kit import storage
 from mlops_kit._faults import maybe_fail
 from mlops_kit._lazy import require
+from mlops_kit.model.preprocess import Preprocessor
 from mlops_kit.training import distributed as dist_utils
 from mlops_kit.training.config import TrainConfig
 from mlops_kit.training.data import labels, read_training_table, time_split
@@ -45,7 +46,6 @@ from mlops_kit.training.distributed import DistContext
 from mlops_kit.training.errors import TrainingError
 from mlops_kit.training.metrics import binary_metrics
 from mlops_kit.training.model import FailureMLP, build_model, save_model
-from mlops_kit.training.preprocess import Preprocessor
 
 torch = require("torch", "training")
 

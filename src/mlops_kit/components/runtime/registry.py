@@ -84,8 +84,8 @@ def evaluate_model_step(
         ``{"evaluation": ..., "checks": {...}, "passed": bool}``.
     """
     from mlops_kit import storage
+    from mlops_kit.model.preprocess import Preprocessor
     from mlops_kit.registry.evaluate import evaluate_folder, read_evaluation_table
-    from mlops_kit.training.preprocess import Preprocessor
 
     settings = settings_from_json(settings_json)
     policy = _with_evaluation(policy_from_text(policy_json, settings), label_column, split)

@@ -21,18 +21,11 @@ from typing import Any
 from mlops_kit import storage
 from mlops_kit.components.runtime import ArtifactLike, MetricsLike, settings_from_json
 from mlops_kit.errors import ConfigError
+from mlops_kit.model import bundle
 
 TRACKING_FILE = "tracking.json"
 LINEAGE_FILE = "lineage.json"
-BUNDLE_FILES = (
-    "model.pt",
-    "preprocess.json",
-    "metrics.json",
-    "config.json",
-    "holdout.parquet",
-    "parity.json",
-    "model.onnx",
-)
+BUNDLE_FILES = bundle.FILES
 """Files of a model bundle copied into a model artifact (checkpoints stay where they are)."""
 SUMMARY_METRICS = ("loss", "roc_auc", "pr_auc", "f1", "positive_rate", "n")
 
@@ -255,11 +248,11 @@ def export_onnx_step(
     """
     import hashlib
 
+    from mlops_kit.model.preprocess import Preprocessor
     from mlops_kit.training.config import ExportConfig, parse_train_config
     from mlops_kit.training.errors import ParityError
     from mlops_kit.training.model import load_model
     from mlops_kit.training.onnx_export import export_and_verify
-    from mlops_kit.training.preprocess import Preprocessor
 
     settings = settings_from_json(settings_json)
     bundle = model.path

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_kit.training.errors import TrainingError
+from mlops_kit.model.errors import ModelError
 
 FORMAT_VERSION = 1
 """Version of the JSON layout written by :meth:`Preprocessor.to_dict`."""
@@ -50,12 +50,12 @@ class Preprocessor:
     def __post_init__(self) -> None:
         n = len(self.feature_names)
         if len(self.means) != n or len(self.scales) != n:
-            raise TrainingError(
+            raise ModelError(
                 f"preprocessor has {n} features but {len(self.means)} means and "
                 f"{len(self.scales)} scales"
             )
         if any(not (s > 0 and math.isfinite(s)) for s in self.scales):
-            raise TrainingError("preprocessor scales must be finite and > 0")
+            raise ModelError("preprocessor scales must be finite and > 0")
 
     @property
     def n_features(self) -> int:
@@ -73,7 +73,7 @@ class Preprocessor:
         names = tuple(feature_names)
         x = _as_matrix(data, names)
         if x.shape[0] == 0:
-            raise TrainingError("cannot fit preprocessing statistics on an empty table")
+            raise ModelError("cannot fit preprocessing statistics on an empty table")
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(x)
             counts = finite.sum(axis=0)
@@ -104,7 +104,7 @@ class Preprocessor:
                 Extra columns of a table are ignored.
 
         Raises:
-            TrainingError: a feature column is missing or an array has the wrong width.
+            ModelError: a feature column is missing or an array has the wrong width.
         """
         x = _as_matrix(data, self.feature_names)
         means = np.asarray(self.means, dtype=np.float64)
@@ -127,7 +127,7 @@ class Preprocessor:
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessor:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise TrainingError(
+            raise ModelError(
                 f"preprocessing statistics have format_version {version!r}; this mlops_kit "
                 f"reads version {FORMAT_VERSION}"
             )
@@ -169,7 +169,7 @@ def _as_matrix(data: Any, names: tuple[str, ...]) -> np.ndarray:
         if x.ndim == 1:
             x = x.reshape(1, -1)
         if x.ndim != 2 or x.shape[1] != len(names):
-            raise TrainingError(
+            raise ModelError(
                 f"expected an array of shape (rows, {len(names)}) in the order "
                 f"{list(names)[:3]}...; got shape {x.shape}"
             )
@@ -177,13 +177,11 @@ def _as_matrix(data: Any, names: tuple[str, ...]) -> np.ndarray:
     columns = _columns(data)
     missing = [n for n in names if n not in columns]
     if missing:
-        raise TrainingError(
-            f"input lacks {len(missing)} feature column(s) the model needs: {missing}"
-        )
+        raise ModelError(f"input lacks {len(missing)} feature column(s) the model needs: {missing}")
     cols = [_column_values(columns[n]) for n in names]
     lengths = {len(c) for c in cols}
     if len(lengths) > 1:
-        raise TrainingError(f"feature columns have different lengths: {sorted(lengths)}")
+        raise ModelError(f"feature columns have different lengths: {sorted(lengths)}")
     return np.stack(cols, axis=1)
 
 
@@ -199,7 +197,7 @@ def _columns(data: Any) -> Mapping[str, Any]:
         pass
     if hasattr(data, "columns") and hasattr(data, "__getitem__"):  # polars / pandas
         return {str(c): data[c] for c in data.columns}
-    raise TrainingError(
+    raise ModelError(
         f"cannot read features from {type(data).__name__}: pass a pyarrow Table, a polars or "
         "pandas DataFrame, a mapping of columns or a 2-D array"
     )
