@@ -33,6 +33,7 @@ from mlops_kit.registry.errors import (
     RegistryError,
 )
 from mlops_kit.registry.evaluate import Evaluation, evaluate_onnx, read_evaluation_table
+from mlops_kit.registry.gates import Check, Evidence, champion_unchanged, decide
 from mlops_kit.registry.lock import registry_lock
 from mlops_kit.registry.policy import PromotionPolicy, load_policy
 
@@ -56,29 +57,6 @@ PREPROCESS_ARTIFACT = "preprocessing/preprocess.json"
 TORCH_ARTIFACT = "torch/model.pt"
 _TAG_MAX = 4900
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True)
-class Check:
-    """One gate of a promotion.
-
-    Attributes:
-        name: ``threshold.roc_auc``, ``champion_margin``, ``onnx_parity``, ``data_quality``,
-            ``latency_p99``, ``approval``, ``champion_unchanged``.
-        passed: the gate held.
-        value: the measured figure (``None`` when there is none).
-        limit: the bound it is compared with.
-        detail: the comparison in words.
-    """
-
-    name: str
-    passed: bool
-    value: Any = None
-    limit: Any = None
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -120,21 +98,6 @@ class Decision:
         out["decision"] = self.decision
         out["reasons"] = self.reasons()
         return out
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _ge(name: str, value: float, limit: float) -> Check:
-    ok = value == value and value >= limit  # NaN never passes
-    return Check(name, ok, value, limit, f"{_fmt(value)} {'>=' if ok else '<'} {_fmt(limit)}")
-
-
-def _truthy(text: str | None) -> bool | None:
-    if text is None:
-        return None
-    return text.strip().lower() in ("1", "1.0", "true", "yes")
 
 
 class ModelRegistry:
@@ -647,70 +610,28 @@ class ModelRegistry:
         expected = champion if expected_champion is _UNSET else expected_champion
         expected = None if expected is None else str(expected)
         cand = self.evaluate(name, version, table, policy)
-        checks: list[Check] = []
-        for metric in ("roc_auc", "pr_auc", "f1"):
-            limit = getattr(policy.thresholds, metric)
-            if limit is not None:
-                checks.append(_ge(f"threshold.{metric}", cand.metric(metric), limit))
         champ_eval: Evaluation | None = None
-        gate = policy.champion
-        if gate.enabled and expected is not None and expected != version:
+        if policy.champion.enabled and expected is not None and expected != version:
             champ_eval = self.evaluate(name, expected, table, policy, latency=False)
-            diff = cand.metric(gate.metric) - champ_eval.metric(gate.metric)
-            ok = diff == diff and diff >= gate.margin
-            checks.append(
-                Check(
-                    "champion_margin",
-                    ok,
-                    diff,
-                    gate.margin,
-                    f"{gate.metric} {_fmt(cand.metric(gate.metric))} vs champion v{expected} "
-                    f"{_fmt(champ_eval.metric(gate.metric))}: {diff:+.4f} "
-                    f"{'>=' if ok else '<'} margin {gate.margin:+.4f}",
-                )
-            )
         tags = mv.tags or {}
-        if policy.require_parity:
-            checks.append(self._parity(name, version, table, tags.get(TAG_PARITY, "unknown")))
-        if policy.require_data_quality:
-            quality = _truthy(tags.get(TAG_QUALITY))
-            report = tags.get(TAG_QUALITY_REPORT, "no report recorded")
-            checks.append(
-                Check(
-                    "data_quality",
-                    quality is True,
-                    tags.get(TAG_QUALITY, "unknown"),
-                    "true",
-                    f"report {report}: " + ("passed" if quality else "not passed"),
-                )
-            )
-        if policy.latency.max_p99_ms is not None and cand.latency_p99_ms is not None:
-            p99, bound = cand.latency_p99_ms, policy.latency.max_p99_ms
-            checks.append(
-                Check(
-                    "latency_p99",
-                    p99 <= bound,
-                    p99,
-                    bound,
-                    f"p99 {p99:.4f} ms {'<=' if p99 <= bound else '>'} {bound} ms "
-                    f"(p50 {cand.latency_p50_ms:.4f} ms, {cand.latency_calls} single-row calls, "
-                    "1 thread)",
-                )
-            )
-        if target == CHAMPION and policy.require_approval:
-            raw = tags.get(TAG_APPROVAL)
-            approval = json.loads(raw) if raw else None
-            checks.append(
-                Check(
-                    "approval",
-                    approval is not None,
-                    approval["who"] if approval is not None else "none",
-                    "recorded approval",
-                    f"approved by {approval['who']} at {approval['at']}: {approval['why']}"
-                    if approval
-                    else f"no approval recorded: run 'mlops-kit model approve {name} {version}'",
-                )
-            )
+        raw_approval = tags.get(TAG_APPROVAL)
+        evidence = Evidence(
+            model=name,
+            version=version,
+            target=target,
+            candidate=cand.to_dict(),
+            champion_version=expected,
+            champion=champ_eval.to_dict() if champ_eval else None,
+            parity=(
+                self._parity(name, version, table, tags.get(TAG_PARITY, "unknown"))
+                if policy.require_parity
+                else None
+            ),
+            quality=tags.get(TAG_QUALITY),
+            quality_report=tags.get(TAG_QUALITY_REPORT, "no report recorded"),
+            approval=json.loads(raw_approval) if raw_approval else None,
+        )
+        checks = decide(policy, evidence)
         decision = Decision(
             model=name,
             version=version,
@@ -729,27 +650,9 @@ class ModelRegistry:
             with self._lock(name):
                 now = self._alias(name, CHAMPION)
                 _race.checkpoint(name, version, now)
-                if now != expected:
-                    checks.append(
-                        Check(
-                            "champion_unchanged",
-                            False,
-                            now or "none",
-                            expected or "none",
-                            f"the champion moved from {expected} to {now} during the evaluation "
-                            "(another promotion won): evaluate again",
-                        )
-                    )
-                else:
-                    checks.append(
-                        Check(
-                            "champion_unchanged",
-                            True,
-                            now or "none",
-                            expected or "none",
-                            f"champion still {now or 'none'}",
-                        )
-                    )
+                unchanged = champion_unchanged(now, expected)
+                checks.append(unchanged)
+                if unchanged.passed:
                     self._move(name, version, target, now)
                     decision.accepted = True
                 decision.champion_before = now

@@ -84,30 +84,37 @@ def evaluate_model_step(
         ``{"evaluation": ..., "checks": {...}, "passed": bool}``.
     """
     from mlops_kit import storage
+    from mlops_kit.model import bundle
     from mlops_kit.model.preprocess import Preprocessor
     from mlops_kit.registry.evaluate import evaluate_folder, read_evaluation_table
+    from mlops_kit.registry.gates import Check, Evidence, decide
 
     settings = settings_from_json(settings_json)
     policy = _with_evaluation(policy_from_text(policy_json, settings), label_column, split)
-    pre_path = os.path.join(onnx_model.path, "preprocess.json")
+    pre_path = os.path.join(onnx_model.path, bundle.PREPROCESS)
     if not os.path.isfile(pre_path):
-        raise MissingArtifactError(f"'{onnx_model.path}' has no preprocess.json")
+        raise MissingArtifactError(f"'{onnx_model.path}' has no {bundle.PREPROCESS}")
     names = list(Preprocessor.load(pre_path).feature_names)
     table = read_evaluation_table(evaluation.path, policy.evaluation, names)
     result = evaluate_folder(onnx_model.path, table, policy.evaluation, policy.latency.calls)
-    checks: dict[str, bool] = {}
-    for metric in ("roc_auc", "pr_auc", "f1"):
-        limit = getattr(policy.thresholds, metric)
-        if limit is not None:
-            checks[f"threshold.{metric}"] = result.metric(metric) >= limit
-    if policy.require_parity:
-        parity_path = os.path.join(onnx_model.path, "parity.json")
-        parity = storage.read_json(parity_path) if os.path.isfile(parity_path) else {}
-        checks["onnx_parity"] = bool(
-            parity.get("passed", onnx_model.metadata.get("parity_passed", False))
-        )
-    if policy.latency.max_p99_ms is not None and result.latency_p99_ms is not None:
-        checks["latency_p99"] = result.latency_p99_ms <= policy.latency.max_p99_ms
+    parity_path = os.path.join(onnx_model.path, bundle.PARITY)
+    parity = storage.read_json(parity_path) if os.path.isfile(parity_path) else {}
+    parity_passed = bool(parity.get("passed", onnx_model.metadata.get("parity_passed", False)))
+    evidence = Evidence(
+        model=onnx_model.metadata.get("model_name", ""),
+        version="",
+        target="challenger",
+        candidate=result.to_dict(),
+        parity=Check(
+            "onnx_parity",
+            parity_passed,
+            parity.get("max_abs_diff"),
+            parity.get("atol"),
+            "as measured at export (parity.json); promotion recomputes it on the registered graph",
+        ),
+    )
+    judged = decide(policy, evidence, gates=("thresholds", "onnx_parity", "latency"))
+    checks = {c.name: c.passed for c in judged}
     ok = all(checks.values())
     figures = result.to_dict()
     for key in (
