@@ -6,16 +6,19 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from mlops_kit.cli._common import styled
 
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
+
 
 def run_demo(
-    settings: Any,
+    settings: Settings,
     console: Console,
     *,
     devices: int = 20,
@@ -88,7 +91,7 @@ def run_demo(
     raw_stream = to_raw_records(part_stream, bad_rate=bad_rate, seed=3)
     injected.update(raw_stream.injected)
 
-    raw_uri, state_uri = settings.storage.raw_uri, settings.storage.state_uri
+    raw_uri, state_uri = settings.storage.raw_uri or "", settings.storage.state_uri or ""
     steps = Table(title="ingestion into the raw zone", show_header=True)
     for col in ("way in", "records", "raw objects", "detail"):
         steps.add_column(col, justify="right" if col in ("records", "raw objects") else "left")
@@ -176,7 +179,7 @@ def run_demo(
     console.print(f"quality report: {result.report_html_uri}")
 
     # 3. the warehouse
-    wh = open_warehouse(settings.warehouse.url)
+    wh = open_warehouse(settings.warehouse.url or "")
     rows = wh.query(
         f"SELECT device_id, event_timestamp, round(temperature_mean_24h, 2), "
         f"round(vibration_max_1h, 2), readings_24h FROM {settings.warehouse.table} "
@@ -286,7 +289,7 @@ def run_demo(
     }
 
 
-def _promote(settings: Any, console: Console, trained: dict[str, Any]) -> dict[str, Any]:
+def _promote(settings: Settings, console: Console, trained: dict[str, Any]) -> dict[str, Any]:
     import os
     import warnings
 
@@ -310,7 +313,7 @@ def _promote(settings: Any, console: Console, trained: dict[str, Any]) -> dict[s
     return out
 
 
-def _train(settings: Any, console: Console) -> dict[str, Any]:
+def _train(settings: Settings, console: Console) -> dict[str, Any]:
     import logging
     import warnings
 

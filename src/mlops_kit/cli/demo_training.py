@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 
 @dataclass
@@ -23,7 +26,7 @@ class LocalArtifact:
         self.metadata[metric] = value
 
 
-def train_and_export(settings: Any, epochs: int = 12) -> dict[str, Any]:
+def train_and_export(settings: Settings, epochs: int = 12) -> dict[str, Any]:
     """Build the point-in-time training set, train, export to ONNX behind the parity gate.
 
     Returns:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from mlops_kit._lazy import is_installed
 from mlops_kit.cli._common import styled
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 EXTRAS: list[tuple[str, str, str]] = [
     # (module, extra, what it enables)
@@ -49,11 +52,11 @@ def _extras() -> list[Check]:
     return out
 
 
-def _storage(settings: Any) -> Check:
+def _storage(settings: Settings) -> Check:
     from mlops_kit import storage
 
-    uri = settings.storage.raw_uri
-    probe = storage.join(settings.storage.state_uri, "_doctor", "probe")
+    uri = settings.storage.raw_uri or ""
+    probe = storage.join(settings.storage.state_uri or "", "_doctor", "probe")
     try:
         storage.configure_from_settings(settings)
         storage.write_bytes(probe, b"ok")
@@ -70,10 +73,10 @@ def _storage(settings: Any) -> Check:
         )
 
 
-def _warehouse(settings: Any) -> Check:
+def _warehouse(settings: Settings) -> Check:
     from mlops_kit.etl.warehouse import open_warehouse
 
-    url = settings.warehouse.url
+    url = settings.warehouse.url or ""
     try:
         open_warehouse(url).query("SELECT 1")
         return Check("warehouse", True, f"{url.split('@')[-1]} answers")
@@ -86,7 +89,7 @@ def _warehouse(settings: Any) -> Check:
         )
 
 
-def _stream(settings: Any) -> Check:
+def _stream(settings: Settings) -> Check:
     if settings.stream.backend == "local":
         return Check("stream", True, f"local stream file {settings.stream.local_path}")
     try:
@@ -120,7 +123,7 @@ def _tools() -> list[Check]:
     return out
 
 
-def run_doctor(settings: Any, console: Console) -> bool:
+def run_doctor(settings: Settings, console: Console) -> bool:
     """Print the checks; True when every backend the settings use answers."""
     checks = _extras()
     core = [_storage(settings), _warehouse(settings), _stream(settings)]

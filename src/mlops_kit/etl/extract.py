@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,9 @@ from mlops_kit.etl.decode import (
     parse_timestamp,
 )
 from mlops_kit.ingest.raw_zone import format_of
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 RAW_FIELDS: tuple[str, ...] = (*READING_SCHEMA.names, "temperature_unit")
 _NUMERIC = (*SENSORS, "failure")
@@ -97,7 +100,7 @@ class ReadOptions:
     naive_timezone: tzinfo | None = timezone.utc
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ReadOptions:
+    def from_settings(cls, settings: Settings) -> ReadOptions:
         p = settings.parse
         return cls(encoding=p.encoding, epoch_unit=p.epoch_unit, naive_timezone=p.zone())
 

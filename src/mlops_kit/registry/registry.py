@@ -20,7 +20,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit import storage
 from mlops_kit._lazy import require
@@ -36,6 +36,9 @@ from mlops_kit.registry.evaluate import Evaluation, evaluate_onnx, read_evaluati
 from mlops_kit.registry.gates import Check, Evidence, champion_unchanged, decide
 from mlops_kit.registry.lock import registry_lock
 from mlops_kit.registry.policy import PromotionPolicy, load_policy
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -114,7 +117,7 @@ class ModelRegistry:
 
     def __init__(
         self,
-        settings: Any = None,
+        settings: Settings | None = None,
         *,
         tracking_uri: str | None = None,
         state_uri: str | None = None,

@@ -11,9 +11,12 @@ back. Calls go through boto3 (``create_model_package_group``, ``create_model_pac
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _META_KEY = re.compile(r"[^A-Za-z0-9_.:/=+\-@]")
@@ -40,7 +43,7 @@ class SageMakerMirror:
         self.model_data_url = model_data_url
 
     @classmethod
-    def from_settings(cls, settings: Any) -> SageMakerMirror:
+    def from_settings(cls, settings: Settings) -> SageMakerMirror:
         """A mirror using ``aws`` (region, endpoint) and the serving image of the settings."""
         from mlops_kit._version import __version__
 

@@ -10,10 +10,13 @@ approval and promotes it to ``champion``, and returns the decisions to print.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit import storage
 from mlops_kit.registry.policy import PromotionPolicy, parse_policy
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 DEMO_POLICY: dict[str, Any] = {
     "thresholds": {"roc_auc": 0.7, "pr_auc": 0.05},
@@ -45,7 +48,7 @@ def demo_policy(label_column: str = "label", split: str = "all") -> PromotionPol
     return parse_policy(data, "(demo)")
 
 
-def train_demo_model(settings: Any, *, config: dict[str, Any] | None = None) -> dict[str, Any]:
+def train_demo_model(settings: Settings, *, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and log a small model on the demo lake.
 
     Args:
@@ -90,7 +93,7 @@ def train_demo_model(settings: Any, *, config: dict[str, Any] | None = None) -> 
 
 
 def demo_step(
-    settings: Any,
+    settings: Settings,
     run_id: str | None = None,
     *,
     name: str | None = None,

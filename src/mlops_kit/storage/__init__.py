@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -30,6 +30,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from mlops_kit.errors import StorageError
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 SUPPORTED_SCHEMES = ("file://", "s3://", "a plain path")
 
@@ -54,7 +57,7 @@ def configure_s3(region: str = "us-east-1", endpoint_url: str | None = None) -> 
     _default_s3 = S3Options(region=region, endpoint_url=endpoint_url)
 
 
-def configure_from_settings(settings: Any) -> None:
+def configure_from_settings(settings: Settings) -> None:
     """Point S3 at the region and endpoint of a :class:`~mlops_kit.config.Settings`."""
     configure_s3(settings.aws.region, settings.aws.endpoint_for("s3"))
 

@@ -18,10 +18,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from mlops_kit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 """Environment variable holding the tracking URI (MLflow's own)."""
@@ -80,7 +83,7 @@ def _as_uri(location: str) -> str:
 
 
 def resolve_target(
-    settings: Any | None = None,
+    settings: Settings | None = None,
     *,
     uri: str | None = None,
     experiment: str | None = None,

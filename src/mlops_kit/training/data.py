@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,9 +24,12 @@ from mlops_kit import storage
 from mlops_kit.training.config import DataConfig
 from mlops_kit.training.errors import TrainingError
 
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
+
 
 def build_training_table(
-    settings: Any,
+    settings: Settings,
     *,
     feature_table: pa.Table | None = None,
     readings: pa.Table | None = None,

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.components.runtime import ArtifactLike, MetricsLike, settings_from_json
 from mlops_kit.registry.errors import MissingArtifactError, PolicyError
 from mlops_kit.registry.policy import PromotionPolicy, load_policy, parse_policy
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 
 def _write_param(path: str, value: str) -> None:
@@ -25,7 +28,7 @@ def _write_param(path: str, value: str) -> None:
         fh.write(value)
 
 
-def policy_from_text(text: str, settings: Any) -> PromotionPolicy:
+def policy_from_text(text: str, settings: Settings) -> PromotionPolicy:
     """The policy of a component: JSON/YAML text, else the ``registry.policy`` file.
 
     Raises:

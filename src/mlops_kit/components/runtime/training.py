@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit import storage
 from mlops_kit.components.runtime import ArtifactLike, MetricsLike, settings_from_json
 from mlops_kit.errors import ConfigError
 from mlops_kit.model import bundle
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 TRACKING_FILE = "tracking.json"
 LINEAGE_FILE = "lineage.json"
@@ -83,7 +86,7 @@ def _remote_data_uri(training_set: ArtifactLike) -> str:
     return remote
 
 
-def _target(settings: Any, tracking_uri: str, experiment: str) -> Any:
+def _target(settings: Settings, tracking_uri: str, experiment: str) -> Any:
     from mlops_kit.tracking.target import resolve_target
 
     return resolve_target(settings, uri=tracking_uri or None, experiment=experiment or None)
@@ -324,7 +327,7 @@ def export_onnx_step(
 # --------------------------------------------------------------------------- launchers
 
 
-def _launcher(backend: str, settings: Any) -> Any:
+def _launcher(backend: str, settings: Settings) -> Any:
     from mlops_kit.training.launchers import launcher_for
 
     return launcher_for(backend, settings)

@@ -19,13 +19,16 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit import storage
 from mlops_kit._faults import maybe_fail
 from mlops_kit.errors import IngestionError
 from mlops_kit.ingest.raw_zone import LandedObject, check_source, land
 from mlops_kit.ingest.streams.base import StreamRecord, StreamSource, record_key
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 KeyFn = Callable[[bytes], str]
 
@@ -316,7 +319,7 @@ def consume_stream(
     return result
 
 
-def source_from_settings(settings: Any) -> StreamSource:
+def source_from_settings(settings: Settings) -> StreamSource:
     """The stream source that ``settings.stream.backend`` selects.
 
     ``local`` reads ``settings.stream.local_path``; ``kinesis`` reads
@@ -331,7 +334,7 @@ def source_from_settings(settings: Any) -> StreamSource:
     return LocalStreamSource.from_settings(settings)
 
 
-def producer_from_settings(settings: Any) -> Any:
+def producer_from_settings(settings: Settings) -> Any:
     """The producer matching :func:`source_from_settings` (``put_records(records)``)."""
     if settings.stream.backend == "kinesis":
         from mlops_kit.ingest.streams.kinesis import KinesisProducer

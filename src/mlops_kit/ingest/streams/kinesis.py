@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_kit.errors import IngestionError
 from mlops_kit.ingest.streams.base import (
@@ -23,6 +23,9 @@ from mlops_kit.ingest.streams.base import (
     partition_key_of,
     to_line,
 )
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 Sleep = Callable[[float], None]
 
@@ -46,7 +49,7 @@ def _error_code(exc: BaseException) -> str:
     return ""
 
 
-def _client(client: Any, settings: Any) -> Any:
+def _client(client: Any, settings: Settings | None) -> Any:
     if client is not None:
         return client
     if settings is None:
@@ -83,7 +86,7 @@ class KinesisStreamSource(StreamSource):
         stream_name: str,
         client: Any = None,
         *,
-        settings: Any = None,
+        settings: Settings | None = None,
         max_retries: int = 8,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 5.0,
@@ -99,7 +102,7 @@ class KinesisStreamSource(StreamSource):
         self._turn = 0
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> KinesisStreamSource:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> KinesisStreamSource:
         """The source of ``settings.stream.stream_name`` with a client from ``settings``."""
         return cls(settings.stream.stream_name, settings=settings, **kwargs)
 
@@ -252,7 +255,7 @@ class KinesisProducer:
         stream_name: str,
         client: Any = None,
         *,
-        settings: Any = None,
+        settings: Settings | None = None,
         max_retries: int = 8,
         backoff_base_s: float = 0.1,
         backoff_cap_s: float = 5.0,
@@ -263,7 +266,7 @@ class KinesisProducer:
         self._backoff = _Backoff(backoff_base_s, backoff_cap_s, max_retries, sleep)
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> KinesisProducer:
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> KinesisProducer:
         """The producer of ``settings.stream.stream_name`` with a client from ``settings``."""
         return cls(settings.stream.stream_name, settings=settings, **kwargs)
 

@@ -12,10 +12,13 @@ import os
 import threading
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlops_kit.errors import IngestionError
 from mlops_kit.ingest.streams.base import StreamRecord, StreamSource, encode_record, to_line
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
 
 try:
     import fcntl
@@ -28,6 +31,11 @@ LOCAL_SHARD = "local-0"
 
 def _local_path(path: str | os.PathLike[str]) -> Path:
     text = os.fspath(path)
+    if not text:
+        raise IngestionError(
+            "no local stream file: set stream.local_path (MLOPS_KIT_STREAM__LOCAL_PATH), "
+            "or use stream.backend 'kinesis'"
+        )
     if text.startswith("file://"):
         text = text[len("file://") :]
     if "://" in text:
@@ -49,9 +57,9 @@ class LocalStreamProducer:
         self.path = _local_path(path)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LocalStreamProducer:
+    def from_settings(cls, settings: Settings) -> LocalStreamProducer:
         """The producer of ``settings.stream.local_path``."""
-        return cls(settings.stream.local_path)
+        return cls(settings.stream.local_path or "")
 
     def put_records(self, records: Iterable[str | bytes | Mapping[str, object]]) -> int:
         """Append ``records`` atomically (all of them, or none if the write fails).
@@ -93,9 +101,9 @@ class LocalStreamSource(StreamSource):
         self._offset = 0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LocalStreamSource:
+    def from_settings(cls, settings: Settings) -> LocalStreamSource:
         """The source of ``settings.stream.local_path``."""
-        return cls(settings.stream.local_path)
+        return cls(settings.stream.local_path or "")
 
     @property
     def identity(self) -> str:
