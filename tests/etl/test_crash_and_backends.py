@@ -6,16 +6,21 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from mlops_kit import storage
-from mlops_kit.config import load_settings
+from mlops_kit.config import Settings, load_settings
 from mlops_kit.data.synthetic import device_registry, to_raw_records
 from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import manifests
 from mlops_kit.etl.run import layout_of
-from mlops_kit.etl.warehouse import open_warehouse
+from mlops_kit.etl.warehouse import RUNS_TABLE, open_warehouse
 from mlops_kit.ingest.raw_zone import land
 
 from .conftest import N_DEVICES, NOW, small_readings
@@ -38,80 +43,194 @@ _RUN = textwrap.dedent(
     """
 )
 
+BACKENDS = [
+    "local",
+    pytest.param("s3", marks=pytest.mark.aws),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+"""Where the stores live: ``local`` (files + DuckDB), ``s3`` (the lake on moto's S3,
+DuckDB), ``postgres`` (local files, the warehouse in PostgreSQL)."""
 
-def _state(settings) -> tuple:
-    """What a reader sees: committed rows of every table and the warehouse."""
+# which store shows its new state after a kill at each point (lake, warehouse): the
+# manifest is the lake's commit point, the warehouse commits one step earlier
+NEW_AFTER_KILL = {
+    "etl.after_stage": (False, False),
+    "etl.after_journal": (False, False),
+    "etl.mid_moves": (False, False),
+    "etl.after_moves": (False, False),
+    "etl.after_warehouse": (False, True),
+    "etl.after_manifest": (True, True),
+}
+assert list(NEW_AFTER_KILL) == FAULT_POINTS
+
+
+def _backend_config(backend: str, root: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings (as a YAML-able dict) that put the stores of ``backend`` under fresh names."""
+    cfg: dict[str, Any] = {"home": str(root / "home")}
+    if backend == "s3":
+        import boto3
+
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = f"crash-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket=bucket
+        )
+        cfg.update(
+            profile="aws",
+            aws={"region": "us-east-1", "endpoint_url": endpoint},
+            storage={"raw_uri": f"s3://{bucket}/raw", "processed_uri": f"s3://{bucket}/processed"},
+            warehouse={"url": f"duckdb:///{root / 'wh.duckdb'}"},
+        )
+    elif backend == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("postgres_url")
+        db = f"crash_{uuid.uuid4().hex[:12]}"
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as con:
+            con.execute(f"CREATE DATABASE {db}")
+        cfg["warehouse"] = {"url": url.rsplit("/", 1)[0] + "/" + db}
+    else:
+        assert backend == "local"
+    return cfg
+
+
+def _settings(cfg: dict[str, Any]) -> Settings:
+    s = load_settings(**cfg)
+    storage.configure_from_settings(s)
+    return s
+
+
+def _warehouse_table_exists(settings: Settings, table: str) -> bool:
+    wh = open_warehouse(settings.warehouse.url or "")
+    rows = wh.query(
+        "SELECT count(*) FROM information_schema.tables "
+        f"WHERE table_name = '{table}' AND table_schema = current_schema()"
+    )
+    return bool(rows[0][0])
+
+
+def _state(settings: Settings) -> tuple:
+    """What a reader sees: committed rows of every zone, and the warehouse.
+
+    The lake part holds the processed readings and features and the quarantined records
+    (their source object by name, which is content-addressed); the warehouse part holds
+    the feature rows and one (table, rows) entry per loaded run, oldest first.
+    """
     order = [("device_id", "ascending")]
     readings = read_table(settings, "readings")
     features = read_table(settings, "device_features_hourly").drop_columns(["created_at"])
-    wh = open_warehouse(settings.warehouse.url)
-    try:
-        wh_rows = wh.query(
-            f"SELECT device_id, event_timestamp, temperature_mean_24h FROM "
-            f"{settings.warehouse.table} ORDER BY 1, 2"
-        )
-    except Exception:
-        wh_rows = []
+    quarantine = read_table(settings, "quarantine")
+    quarantined = sorted(
+        (
+            (r["_source"].rsplit("/", 1)[-1], r["_line"], r["reason"], r["field"], r["record"])
+            for r in quarantine.to_pylist()
+        ),
+        key=repr,
+    )
     lake = (
         readings.sort_by([("ts", "ascending"), *order]).to_pylist(),
         features.sort_by([("event_timestamp", "ascending"), *order]).to_pylist(),
+        quarantined,
     )
-    return lake, wh_rows
+    # every caller has committed a run already, so both tables must exist
+    table = settings.warehouse.table
+    assert _warehouse_table_exists(settings, table), f"no warehouse table {table}"
+    wh = open_warehouse(settings.warehouse.url or "")
+    wh_rows = wh.query(
+        f"SELECT device_id, event_timestamp, temperature_mean_24h FROM {table} ORDER BY 1, 2"
+    )
+    runs = wh.query(f"SELECT table_name, n_rows FROM {RUNS_TABLE} ORDER BY loaded_at, run_id")
+    return lake, (wh_rows, runs)
 
 
-def _seed(home):
-    s = load_settings(home=home)
-    write_device_registry(s, device_registry(N_DEVICES))
+@pytest.fixture(autouse=True)
+def _s3_back_to_default() -> Iterator[None]:
+    """The tests point this process's S3 at moto; leave it as the other tests expect."""
+    yield
+    storage.configure_s3("us-east-1", None)
+
+
+@pytest.fixture(scope="module")
+def raw_batches() -> tuple[bytes, bytes]:
+    """Two raw objects (3 % bad records), the same bytes for every run of this module."""
     readings = small_readings(days=3)
     day1 = readings.slice(0, readings.num_rows // 3)
     rest = readings.slice(readings.num_rows // 3)
     return (
-        s,
-        to_raw_records(day1, bad_rate=0.03, seed=1),
-        to_raw_records(rest, bad_rate=0.03, seed=2),
+        to_raw_records(day1, bad_rate=0.03, seed=1).to_bytes(),
+        to_raw_records(rest, bad_rate=0.03, seed=2).to_bytes(),
     )
 
 
+def _seed(cfg: dict[str, Any], first: bytes) -> Settings:
+    """A lake with the device registry and the first batch committed."""
+    s = _settings(cfg)
+    write_device_registry(s, device_registry(N_DEVICES))
+    land(s.storage.raw_uri or "", "files", first, "jsonl", ingest_date=NOW.date())
+    assert run_etl(s, now=NOW).status == "committed"
+    return s
+
+
 @pytest.fixture(scope="module")
-def reference_states(tmp_path_factory):
-    """The states after batch 1 and after batches 1 + 2, from an uninterrupted run."""
-    home = tmp_path_factory.mktemp("ref") / "home"
-    s, first, second = _seed(home)
-    land(s.storage.raw_uri, "files", first.to_bytes(), "jsonl")
-    run_etl(s, now=NOW)
-    before = _state(s)
-    land(s.storage.raw_uri, "files", second.to_bytes(), "jsonl")
-    run_etl(s, now=NOW)
-    return before, _state(s)
+def reference_states(tmp_path_factory, request, raw_batches):
+    """Per backend, the states after batch 1 and after batches 1 + 2 of an uninterrupted run."""
+    cache: dict[str, tuple[tuple, tuple]] = {}
+
+    def get(backend: str) -> tuple[tuple, tuple]:
+        if backend not in cache:
+            root = tmp_path_factory.mktemp(f"ref-{backend}")
+            s = _seed(_backend_config(backend, root, request), raw_batches[0])
+            before = _state(s)
+            land(s.storage.raw_uri or "", "files", raw_batches[1], "jsonl", ingest_date=NOW.date())
+            run_etl(s, now=NOW)
+            cache[backend] = (before, _state(s))
+        return cache[backend]
+
+    return get
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_kill_mid_commit_leaves_old_or_new_state_and_next_run_completes(
-    home, point, reference_states
+    home, tmp_path, request, backend, point, reference_states, raw_batches
 ) -> None:
-    before, after = reference_states
-    s, first, second = _seed(home)
-    land(s.storage.raw_uri, "files", first.to_bytes(), "jsonl")
-    run_etl(s, now=NOW)
-    land(s.storage.raw_uri, "files", second.to_bytes(), "jsonl")
-    env = {**os.environ, "MLOPS_KIT_FAULT_AT": point, "MLOPS_KIT_HOME": str(home)}
+    before, after = reference_states(backend)
+    assert before != after
+    cfg = _backend_config(backend, tmp_path, request)
+    s = _seed(cfg, raw_batches[0])
+    assert _state(s) == before
+    land(s.storage.raw_uri or "", "files", raw_batches[1], "jsonl", ingest_date=NOW.date())
+    config_file = tmp_path / "mlops_kit.yaml"
+    config_file.write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
+    env.update(MLOPS_KIT_CONFIG=str(config_file), MLOPS_KIT_FAULT_AT=point)
     proc = subprocess.run([sys.executable, "-c", _RUN], env=env, capture_output=True, text=True)
     assert proc.returncode == 137, proc.stderr
-    # each store shows its complete previous state or its complete new one, never a mix
+    # each store shows its complete previous state or its complete new one, never a mix,
+    # and which one is fixed by the step the commit reached
     lake, warehouse = _state(s)
-    assert lake in (before[0], after[0]), f"mixed processed zone after a kill at {point}"
+    assert lake in (before[0], after[0]), f"mixed lake after a kill at {point}"
     assert warehouse in (before[1], after[1]), f"mixed warehouse after a kill at {point}"
-    if point == "etl.after_manifest":
-        assert lake == after[0]
+    lake_new, warehouse_new = NEW_AFTER_KILL[point]
+    assert lake == (after if lake_new else before)[0], f"lake after a kill at {point}"
+    assert warehouse == (after if warehouse_new else before)[1], f"warehouse after {point}"
     # the next run completes the work, exactly once: a journaled commit is rolled
     # forward, an unjournaled one is discarded and redone
     result = run_etl(s, now=NOW)
     assert _state(s) == after
     assert result.status == ("committed" if point == "etl.after_stage" else "noop")
-    assert len(manifests(layout_of(s))) == 2
-    assert not storage.list_files(os.path.join(s.storage.state_uri, "etl", "staging"))
-    assert not storage.list_files(os.path.join(s.storage.state_uri, "etl", "journal"))
+    committed = [m["run_id"] for m in manifests(layout_of(s))]
+    assert len(committed) == 2
+    loaded = open_warehouse(s.warehouse.url or "").query(f"SELECT run_id FROM {RUNS_TABLE}")
+    assert sorted(r[0] for r in loaded) == sorted(committed)
+    state = s.storage.state_uri or ""
+    assert not storage.list_files(storage.join(state, "etl", "staging"))
+    assert not storage.list_files(storage.join(state, "etl", "journal"))
+    # and a run after that finds nothing left to do
+    assert run_etl(s, now=NOW).status == "noop"
+    assert _state(s) == after
 
 
 @pytest.mark.aws

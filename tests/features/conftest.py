@@ -1,4 +1,12 @@
-"""Helpers of the feature store tests: small feature lakes written straight as Parquet."""
+"""Helpers of the feature store tests: small feature lakes written straight as Parquet, and
+the hypothesis profiles of the point-in-time property tests.
+
+The property tests run under :data:`PIT_PROFILE`: ``mlops-kit-pit`` (20 examples) on a
+developer machine, ``mlops-kit-pit-ci`` (100 examples) when ``CI`` is set to anything but
+``0``/``false``/``no``/``off``. Both are derandomized (a fixed seed per test), so a run
+checks the same examples every time and a failure found in CI replays locally with
+``CI=1``.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +18,41 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.etl.transform import FEATURES_SCHEMA
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+PIT_EXAMPLES = {"mlops-kit-pit": 20, "mlops-kit-pit-ci": 100}
+"""Examples per point-in-time property test, by profile."""
+
+for _name, _examples in PIT_EXAMPLES.items():
+    hypothesis_settings.register_profile(
+        _name,
+        max_examples=_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+def in_ci(environ: Any = os.environ) -> bool:
+    """Whether ``CI`` is set to a true value."""
+    value = environ.get("CI")
+    return value is not None and value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+PIT_PROFILE = "mlops-kit-pit-ci" if in_ci() else "mlops-kit-pit"
+"""The hypothesis profile the point-in-time property tests run under."""
+
+PIT_SETTINGS = hypothesis_settings.get_profile(PIT_PROFILE)
+"""Settings of :data:`PIT_PROFILE`, to decorate a test with (``@PIT_SETTINGS``)."""
 
 
 def feature_table(keys: Iterable[tuple[str, datetime]]) -> pa.Table:

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from bisect import bisect_left
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mlops_kit import storage
 from mlops_kit.config import load_settings
+from mlops_kit.data.synthetic import (
+    GeneratorConfig,
+    device_registry,
+    generate_readings,
+    to_raw_records,
+)
+from mlops_kit.etl import read_table, run_etl, write_device_registry
+from mlops_kit.etl.lake import live_files
+from mlops_kit.etl.run import FEATURES, layout_of
 from mlops_kit.features import catalog
 from mlops_kit.features.errors import SchemaDriftError, UnknownFeatureError
+from mlops_kit.features.ops import labels_from_readings
 from mlops_kit.features.store import FeatureClient
+from mlops_kit.ingest.raw_zone import land
 
-from .conftest import T0, feature_table, write_features
+from .conftest import PIT_SETTINGS, T0, feature_table, write_features
 
 DEVICES = ["a", "b", "c"]
 REFS = [
@@ -30,8 +44,14 @@ REFS = [
 TTL = {"device_hourly": timedelta(hours=2), "device_daily": timedelta(hours=26)}
 
 
-def reference(features: pa.Table, labels: list[dict[str, Any]], missing: str) -> list[dict]:
-    """Brute force: per label and view, the newest feature row in [t - ttl, t]."""
+def reference(
+    features: pa.Table,
+    labels: list[dict[str, Any]],
+    missing: str,
+    refs: list[str] = REFS,
+) -> list[dict]:
+    """Brute force: per label and view, the newest feature row in [t - ttl, t]; of rows
+    with the same event time, the one created last (Feast's rule)."""
     rows = features.to_pylist()
     out = []
     for lab in labels:
@@ -44,19 +64,18 @@ def reference(features: pa.Table, labels: list[dict[str, Any]], missing: str) ->
                 if r["device_id"] == lab["device_id"]
                 and lab["event_timestamp"] - ttl <= r["event_timestamp"] <= lab["event_timestamp"]
             ]
-            best = max(cands, key=lambda r: r["event_timestamp"]) if cands else None
+            best = max(cands, key=lambda r: (r["event_timestamp"], r["created_at"]), default=None)
             covered += best is not None
-            for ref in REFS:
+            for ref in refs:
                 v, name = ref.split(":")
                 if v == view:
                     got[name] = best[name] if best else None
-                    if best is not None:
-                        assert best["event_timestamp"] <= lab["event_timestamp"]
             got[f"__{view}"] = best
         h, d = got.pop("__device_hourly"), got.pop("__device_daily")
-        got["temperature_delta_1h_24h"] = (
-            h["temperature_mean_1h"] - d["temperature_mean_24h"] if h and d else None
-        )
+        if "device_derived:temperature_delta_1h_24h" in refs:
+            a = h["temperature_mean_1h"] if h else None
+            b = d["temperature_mean_24h"] if d else None
+            got["temperature_delta_1h_24h"] = None if a is None or b is None else a - b
         if covered == 0 and missing == "drop":
             continue
         out.append({**lab, **got})
@@ -88,15 +107,33 @@ feature_keys = st.sets(
     min_size=1,
     max_size=40,
 )
-label_rows = st.lists(
-    st.tuples(
-        st.sampled_from([*DEVICES, "ghost"]),
-        st.integers(min_value=-8, max_value=80 * 4),
-        st.integers(min_value=0, max_value=1),
-    ),
-    min_size=1,
-    max_size=25,
+label_row = st.tuples(
+    st.sampled_from([*DEVICES, "ghost"]),
+    st.integers(min_value=-8, max_value=80 * 4),
+    st.integers(min_value=0, max_value=1),
 )
+EDGES = [-1, 0, 1, 7, 8, 9, 103, 104, 105]
+"""Label times relative to a feature row, in quarter hours: just before it, on it, just
+after it, and just inside, on and just past the TTL of each view (2 h, 26 h)."""
+
+
+@st.composite
+def keys_and_labels(draw: st.DrawFn) -> tuple[set[tuple[str, int]], list[tuple[str, int, int]]]:
+    """Feature keys, and label rows anywhere or at the edges of a feature row; one label
+    row per (device, time) (repeated ones are test_repeated_label_rows_*)."""
+    keys = draw(feature_keys)
+    at_edge = st.tuples(
+        st.sampled_from(sorted(keys)), st.sampled_from(EDGES), st.integers(0, 1)
+    ).map(lambda t: (t[0][0], t[0][1] + t[1], t[2]))
+    labs = draw(
+        st.lists(
+            st.one_of(label_row, at_edge),
+            unique_by=lambda r: (r[0], r[1]),
+            min_size=1,
+            max_size=25,
+        )
+    )
+    return keys, labs
 
 
 def _tables(keys: set[tuple[str, int]], labs: list[tuple[str, int, int]]) -> tuple[pa.Table, list]:
@@ -135,13 +172,10 @@ def _check(client: FeatureClient, feats: pa.Table, labels: list[dict], missing: 
         assert acc["dropped"] == acc["without_features"] and acc["kept_with_nulls"] == 0
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(keys=feature_keys, labs=label_rows, missing=st.sampled_from(["keep", "drop"]))
-def test_matches_reference_locally(tmp_path: Path, keys: Any, labs: Any, missing: str) -> None:
+@PIT_SETTINGS
+@given(data=keys_and_labels(), missing=st.sampled_from(["keep", "drop"]))
+def test_matches_reference_locally(tmp_path: Path, data: Any, missing: str) -> None:
+    keys, labs = data
     feats, labels = _tables(keys, labs)
     run = uuid.uuid4().hex[:8]
     source = str(tmp_path / run / "device_features_hourly")
@@ -150,15 +184,12 @@ def test_matches_reference_locally(tmp_path: Path, keys: Any, labs: Any, missing
 
 
 @pytest.mark.aws
-@settings(
-    max_examples=3,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(keys=feature_keys, labs=label_rows)
+@settings(PIT_SETTINGS, max_examples=max(3, PIT_SETTINGS.max_examples // 5))
+@given(data=keys_and_labels())
 def test_matches_reference_on_s3(
-    tmp_path: Path, s3_bucket: str, moto_endpoint: str, keys: Any, labs: Any
+    tmp_path: Path, s3_bucket: str, moto_endpoint: str, data: Any
 ) -> None:
+    keys, labs = data
     feats, labels = _tables(keys, labs)
     source = f"s3://{s3_bucket}/{uuid.uuid4().hex[:8]}/device_features_hourly"
     write_features(source, feats)
@@ -167,7 +198,239 @@ def test_matches_reference_on_s3(
     _check(client, feats, labels, "keep")
 
 
-def test_no_leakage_on_etl_output(tmp_path: Path) -> None:
+# rows of at most two devices over a few hours, several with the same (device, time) and
+# another created_at: (device, quarter hour, created_at hours after T0 + 30 days, file)
+duplicate_rows = st.lists(
+    st.tuples(
+        st.sampled_from(DEVICES[:2]),
+        st.integers(min_value=0, max_value=6 * 4),
+        st.integers(min_value=0, max_value=3),
+        st.integers(min_value=0, max_value=1),
+    ),
+    unique_by=lambda r: (r[0], r[1], r[2]),
+    min_size=2,
+    max_size=30,
+)
+near_labels = st.lists(
+    st.tuples(
+        st.sampled_from(DEVICES[:2]),
+        st.integers(min_value=-2, max_value=12 * 4),
+        st.integers(min_value=0, max_value=1),
+    ),
+    unique_by=lambda r: (r[0], r[1]),
+    min_size=1,
+    max_size=15,
+)
+
+
+def _duplicate_tables(
+    rows: list[tuple[str, int, int, int]], labs: list[tuple[str, int, int]]
+) -> tuple[pa.Table, list[pa.Table], list]:
+    """The feature rows in list order (values differ row by row), split by file."""
+    feats = feature_table([(d, T0 + timedelta(minutes=15 * q)) for d, q, _, _ in rows])
+    created = [T0 + timedelta(days=30, hours=c) for _, _, c, _ in rows]
+    feats = feats.set_column(
+        feats.schema.get_field_index("created_at"),
+        "created_at",
+        pa.array(created, pa.timestamp("us", tz="UTC")),
+    )
+    files = [feats.filter(pa.array([f == i for *_, f in rows])) for i in (0, 1)]
+    _, labels = _tables(set(), labs)
+    return feats, files, labels
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Feast's file offline store does not keep the row created last of a "
+    "duplicated (device, time): the FileSource in mlops_kit.features.definitions sets no "
+    "created_timestamp_column, and with one Feast's dask join orders candidates by two "
+    "successive sorts that are not stable",
+)
+@PIT_SETTINGS
+# found by this test: the row created first wins without a created_timestamp_column,
+# and with one set
+@example(rows=[("a", 8, 1, 0), ("a", 8, 0, 0)], labs=[("a", 8, 1)])
+@example(rows=[("a", 0, 0, 0), ("a", 0, 1, 0), ("a", 17, 0, 0)], labs=[("a", 0, 0), ("a", 23, 0)])
+@given(rows=duplicate_rows, labs=near_labels)
+def test_duplicate_keys_newest_created_row_wins(
+    tmp_path: Path, rows: list[tuple[str, int, int, int]], labs: list[tuple[str, int, int]]
+) -> None:
+    """A (device, time) written twice, in one file or two, joins its newest created row."""
+    feats, files, labels = _duplicate_tables(rows, labs)
+    run = uuid.uuid4().hex[:8]
+    source = str(tmp_path / run / "device_features_hourly")
+    for i, part in enumerate(files):
+        if part.num_rows:
+            write_features(source, part, run=f"run{i}")
+    _check(_client(tmp_path / run, source), feats, labels, "keep")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Feast's file offline store keeps one result row per (device, time) of the "
+    "labels, so mlops_kit.features.pit raises 'Feast returned N rows for M covered label "
+    "rows' when two label rows share a device and a time",
+)
+@PIT_SETTINGS
+# found by the CI profile of test_matches_reference_locally
+@example(data=({("a", 0)}, [("a", 4, 0)]), repeats=1)
+@given(data=keys_and_labels(), repeats=st.integers(min_value=1, max_value=3))
+def test_repeated_label_rows_each_get_features(tmp_path: Path, data: Any, repeats: int) -> None:
+    """Two label rows of one device and time (other labels) are two training rows."""
+    keys, labs = data
+    labs = labs + [(d, q, 1 - y) for d, q, y in labs[:repeats]]
+    feats, labels = _tables(keys, labs)
+    run = uuid.uuid4().hex[:8]
+    source = str(tmp_path / run / "device_features_hourly")
+    write_features(source, feats)
+    _check(_client(tmp_path / run, source), feats, labels, "keep")
+
+
+def test_reference_takes_the_newest_created_row() -> None:
+    """The brute-force join itself: of two rows with one event time, the later created."""
+    feats, _, labels = _duplicate_tables(
+        [("a", 8, 1, 0), ("a", 8, 3, 1), ("a", 8, 2, 0)], [("a", 8, 1)]
+    )
+    (row,) = reference(feats, labels, "keep")
+    assert row["temperature_mean_1h"] == feats["temperature_mean_1h"][1].as_py()
+
+
+ETL_REFS = [
+    "device_hourly:temperature_mean_1h",
+    "device_hourly:vibration_max_1h",
+    "device_hourly:pressure_std_1h",
+    "device_hourly:readings_1h",
+    "device_daily:temperature_mean_24h",
+    "device_daily:voltage_max_24h",
+    "device_daily:readings_24h",
+    "device_derived:temperature_delta_1h_24h",
+]
+ETL_NOW = datetime(2026, 6, 1, tzinfo=T0.tzinfo)
+
+
+def _etl_lake(home: Path):
+    """Three real ETL runs over synthetic readings of four devices and three days.
+
+    dev-0001 sends nothing for six hours (longer than the hourly TTL); dev-0002's
+    readings of five hours arrive in a late, third run, which rewrites their day.
+    """
+    s = load_settings(home=home)
+    write_device_registry(s, device_registry(4))
+    cfg = GeneratorConfig(n_devices=4, start=T0, freq_s=900, steps=96 * 3, seed=5)
+    readings = generate_readings(cfg)
+    ts, dev = readings["ts"], readings["device_id"]
+
+    def between(device: str, start_h: int, end_h: int) -> Any:
+        return pc.and_(
+            pc.equal(dev, device),
+            pc.and_(
+                pc.greater_equal(ts, pa.scalar(T0 + timedelta(hours=start_h), ts.type)),
+                pc.less(ts, pa.scalar(T0 + timedelta(hours=end_h), ts.type)),
+            ),
+        )
+
+    gap = between("dev-0001", 30, 36)
+    late = between("dev-0002", 10, 15)
+    kept = readings.filter(pc.invert(pc.or_(gap, late)))
+    cut = pc.less(kept["ts"], pa.scalar(T0 + timedelta(hours=40), ts.type))
+    batches = [kept.filter(cut), kept.filter(pc.invert(cut)), readings.filter(late)]
+    for i, batch in enumerate(batches):
+        raw = to_raw_records(batch, bad_rate=0.02, seed=10 + i)
+        land(s.storage.raw_uri or "", "files", raw.to_bytes(), "jsonl")
+        # each run creates its rows at another time
+        assert run_etl(s, now=ETL_NOW + timedelta(hours=i)).status == "committed"
+    return s
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+@pytest.mark.slow
+def test_no_leakage_on_real_etl_output(tmp_path: Path) -> None:
+    """Training rows built through the feature store from what the ETL committed: every
+    feature row used lies in [label time - ttl, label time], and every value equals the
+    brute-force join over the processed table."""
+    s = _etl_lake(tmp_path / "home")
+    processed = read_table(s, FEATURES)
+    client = FeatureClient(s)
+    # Feast reads the folder: it must hold exactly the committed files
+    assert sorted(client.source_files()) == sorted(live_files(layout_of(s), FEATURES))
+    keys = processed.select(["device_id", "event_timestamp"]).to_pylist()
+    assert len({(k["device_id"], k["event_timestamp"]) for k in keys}) == len(keys)
+
+    labels = labels_from_readings(s).to_pylist()
+    assert labels
+    tick = timedelta(microseconds=1)
+    for k in keys[::5]:
+        for t in (k["event_timestamp"] - tick, k["event_timestamp"], k["event_timestamp"] + tick):
+            labels.append({"device_id": k["device_id"], "event_timestamp": t, "failure": 0})
+    labels.append(
+        {"device_id": "dev-0009", "event_timestamp": T0 + timedelta(hours=5), "failure": 1}
+    )
+    labels.append(
+        {"device_id": "dev-0000", "event_timestamp": T0 - timedelta(hours=1), "failure": 0}
+    )
+    table = pa.table(
+        {
+            "device_id": pa.array([r["device_id"] for r in labels], pa.string()),
+            "event_timestamp": pa.array(
+                [r["event_timestamp"] for r in labels], pa.timestamp("us", tz="UTC")
+            ),
+            "failure": pa.array([r["failure"] for r in labels], pa.int8()),
+        }
+    )
+
+    client.apply()
+    got = client.training_set(table, features=ETL_REFS, missing="keep")
+    want = reference(processed, labels, "keep", ETL_REFS)
+    _compare(got.table, want)
+    acc = got.accounting
+    assert acc["complete"] > 0 and acc["partial"] > 0 and acc["without_features"] >= 2
+
+    by_device: dict[str, list[dict]] = {}
+    for r in processed.to_pylist():
+        by_device.setdefault(r["device_id"], []).append(r)
+    observed: dict[str, list[tuple[datetime, float]]] = {}
+    for r in read_table(s, "readings").select(["device_id", "ts", "temperature"]).to_pylist():
+        observed.setdefault(r["device_id"], []).append((r["ts"], r["temperature"]))
+    for values in observed.values():
+        values.sort()
+    window = {"device_hourly": timedelta(hours=1), "device_daily": timedelta(hours=24)}
+    count = {"device_hourly": "readings_1h", "device_daily": "readings_24h"}
+    used = 0
+    for out in got.table.to_pylist():
+        label_time = out["event_timestamp"]
+        for view, ttl in TTL.items():
+            names = [ref.split(":")[1] for ref in ETL_REFS if ref.startswith(f"{view}:")]
+            if all(out[n] is None for n in names):
+                continue
+            # the feature rows whose values the training row holds
+            rows = [
+                r
+                for r in by_device.get(out["device_id"], [])
+                if all(_same(r[n], out[n]) for n in names)
+            ]
+            assert rows, f"{view} values of {out} match no feature row"
+            for r in rows:
+                assert r["event_timestamp"] <= label_time, f"{view} leaks the future into {out}"
+                assert r["event_timestamp"] >= label_time - ttl, f"{view} row too old for {out}"
+                # and the row summarises readings taken before its event time only
+                start, end = r["event_timestamp"] - window[view], r["event_timestamp"]
+                values = observed[r["device_id"]]
+                seen = values[bisect_left(values, (start,)) : bisect_left(values, (end,))]
+                assert len(seen) == r[count[view]], f"{view} row {r['event_timestamp']}"
+                assert all(ts < label_time for ts, _ in seen)
+                if view == "device_hourly":
+                    mean = sum(t for _, t in seen) / len(seen)
+                    assert r["temperature_mean_1h"] == pytest.approx(mean)
+            used += 1
+    assert used > len(labels)
+
+
+def test_label_at_the_end_of_an_hour_gets_that_hour(tmp_path: Path) -> None:
     """Labels at the very end of an hour get that hour's row, a second earlier the one before."""
     feats = feature_table([("a", T0 + timedelta(hours=h)) for h in range(1, 6)])
     source = str(tmp_path / "src")
