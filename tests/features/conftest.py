@@ -2,7 +2,8 @@
 the hypothesis profiles of the point-in-time property tests.
 
 The property tests run under :data:`PIT_PROFILE`: ``mlops-kit-pit`` (20 examples) on a
-developer machine, ``mlops-kit-pit-ci`` (100 examples) when ``CI`` is set to anything but
+developer machine, ``mlops-kit-pit-ci`` (100 examples) when ``CI`` or
+``MLOPS_KIT_REQUIRE_SERVICES`` (which ``.ci/run`` sets) is set to anything but
 ``0``/``false``/``no``/``off``. Both are derandomized (a fixed seed per test), so a run
 checks the same examples every time and a failure found in CI replays locally with
 ``CI=1``.
@@ -43,9 +44,12 @@ for _name, _examples in PIT_EXAMPLES.items():
 
 
 def in_ci(environ: Any = os.environ) -> bool:
-    """Whether ``CI`` is set to a true value."""
-    value = environ.get("CI")
-    return value is not None and value.strip().lower() not in ("", "0", "false", "no", "off")
+    """Whether ``CI`` or ``MLOPS_KIT_REQUIRE_SERVICES`` (set by ``.ci/run``) is true."""
+    for name in ("MLOPS_KIT_REQUIRE_SERVICES", "CI"):
+        value = environ.get(name)
+        if value is not None and value.strip().lower() not in ("", "0", "false", "no", "off"):
+            return True
+    return False
 
 
 PIT_PROFILE = "mlops-kit-pit-ci" if in_ci() else "mlops-kit-pit"
