@@ -164,3 +164,13 @@ def test_torchrun_two_processes(table_uri: str, tmp_path: Path, settings: Settin
         == f"no training table at '{tmp_path / 'absent'}' (a Parquet file or a prefix)"
     )
     assert status.raw["returncode"] == 1
+
+
+def test_failure_reason_survives_ranks_writing_one_log(tmp_path: Path) -> None:
+    """Two ranks' error lines can run together in the shared log; the reason is still one."""
+    msg = "no training table at '/x' (a Parquet file or a prefix)"
+    log = tmp_path / "job.log"
+    log.write_text(f"starting\nerror [TRAINING_ERROR]: {msg}error [TRAINING_ERROR]: {msg}\n")
+    assert LocalLauncher._failure_from_log(log) == ("TRAINING_ERROR", msg)
+    log.write_text("starting\nerror [CONFIG_INVALID]: bad --set\nTraceback ...\n")
+    assert LocalLauncher._failure_from_log(log) == ("CONFIG_INVALID", "bad --set")

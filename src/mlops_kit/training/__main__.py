@@ -238,6 +238,13 @@ def _cmd_build_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(exc: Exception) -> None:
+    """``error [CODE]: message`` in one write, so that ranks sharing a log do not interleave
+    inside the line (the local launcher reads the reason from it)."""
+    sys.stderr.write(f"error [{getattr(exc, 'code', type(exc).__name__)}]: {exc}\n")
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -245,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
-        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
+        _report(exc)
         return EXIT_CONFIG
     except MlopsKitError as exc:
-        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
+        _report(exc)
         return EXIT_PARITY if exc.code == "ONNX_PARITY_FAILED" else EXIT_ERROR
 
 

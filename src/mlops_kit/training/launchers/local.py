@@ -36,7 +36,9 @@ from mlops_kit.training.launchers.base import (
 )
 
 Mode = Literal["auto", "inprocess", "subprocess"]
-_ERROR_LINE = re.compile(r"^error \[(?P<code>[A-Z0-9_]+)\]: (?P<message>.*)$")
+_ERROR_LINE = re.compile(
+    r"error \[(?P<code>[A-Z0-9_]+)\]: (?P<message>.*?)(?=error \[[A-Z0-9_]+\]: |$)"
+)
 
 
 def _now() -> datetime:
@@ -230,9 +232,10 @@ class LocalLauncher(TrainingLauncher):
             return None, None
         lines = path.read_text(errors="replace").splitlines()
         for line in reversed(lines):
-            m = _ERROR_LINE.match(line.strip())
-            if m:
-                return m.group("code"), m.group("message")
+            # ranks of one job share the log: two error lines may have run together
+            found = list(_ERROR_LINE.finditer(line.strip()))
+            if found:
+                return found[-1].group("code"), found[-1].group("message")
         tail = [ln for ln in lines if ln.strip()][-5:]
         return None, "\n".join(tail) or None
 
