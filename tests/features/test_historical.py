@@ -265,12 +265,6 @@ def test_duplicate_keys_newest_created_row_wins(
     _check(_client(tmp_path / run, source), feats, labels, "keep")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Feast's file offline store keeps one result row per (device, time) of the "
-    "labels, so mlops_kit.features.pit raises 'Feast returned N rows for M covered label "
-    "rows' when two label rows share a device and a time",
-)
 @PIT_SETTINGS
 # found by the CI profile of test_matches_reference_locally
 @example(data=({("a", 0)}, [("a", 4, 0)]), repeats=1)

@@ -222,11 +222,31 @@ def _align(table: pa.Table, columns: list[str], refs: Sequence[str]) -> pa.Table
 
 
 def _feast_join(client: FeatureClient, rows: pl.DataFrame, refs: list[str]) -> pa.Table:
-    entity_df = rows.to_pandas()
-    job = client.store.get_historical_features(entity_df=entity_df, features=list(refs))
-    table = job.to_arrow()
-    if table.num_rows != rows.height:
+    """Feast's point-in-time join for ``rows``, one result per label row.
+
+    Feast's offline stores return one row per distinct (entity, timestamp) of the entity
+    frame, so label rows that repeat a key would be merged: Feast gets each key once and
+    its features are joined back to every label row that has it.
+    """
+    key = [catalog.JOIN_KEY, catalog.TIMESTAMP]
+    unique = rows.select(key).unique(maintain_order=True)
+    job = client.store.get_historical_features(entity_df=unique.to_pandas(), features=list(refs))
+    got = pl.from_arrow(job.to_arrow())
+    assert isinstance(got, pl.DataFrame)
+    if got.height != unique.height:
         raise FeatureStoreError(
-            f"Feast returned {table.num_rows} rows for {rows.height} covered label rows"
+            f"Feast returned {got.height} rows for {unique.height} distinct covered label keys"
         )
-    return table
+    names = [r.split(":", 1)[1] for r in refs]
+    got = got.select(
+        pl.col(catalog.JOIN_KEY).cast(rows.schema[catalog.JOIN_KEY]),
+        pl.col(catalog.TIMESTAMP).cast(rows.schema[catalog.TIMESTAMP]),
+        *names,
+    )
+    joined = rows.join(got, on=key, how="left")
+    if joined.height != rows.height:
+        raise FeatureStoreError(
+            f"joining Feast's {got.height} results back gave {joined.height} rows for "
+            f"{rows.height} label rows"
+        )
+    return joined.to_arrow()
