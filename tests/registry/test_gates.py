@@ -145,3 +145,141 @@ def test_champion_unchanged_and_truthy() -> None:
         False,
         None,
     ]
+
+
+def test_every_check_states_its_figure_limit_and_comparison() -> None:
+    """The whole record of each gate, as the audit log and the CLI show it."""
+    ev = evidence(
+        candidate={**GOOD, "latency_calls": 2000},
+        champion_version="1",
+        champion={**GOOD, "roc_auc": 0.75},
+        quality_report="s3://r/q.json",
+    )
+    got = decide(policy(champion={"metric": "roc_auc", "margin": 0.15}), ev)
+    assert [c.to_dict() for c in got] == [
+        {
+            "name": "threshold.roc_auc",
+            "passed": True,
+            "value": 0.9,
+            "limit": 0.8,
+            "detail": "0.9000 >= 0.8000",
+        },
+        {
+            "name": "threshold.pr_auc",
+            "passed": True,
+            "value": 0.6,
+            "limit": 0.5,
+            "detail": "0.6000 >= 0.5000",
+        },
+        {
+            "name": "champion_margin",
+            "passed": True,
+            "value": pytest.approx(0.15),
+            "limit": 0.15,
+            "detail": "roc_auc 0.9000 vs champion v1 0.7500: +0.1500 >= margin +0.1500",
+        },
+        PARITY_OK.to_dict(),
+        {
+            "name": "data_quality",
+            "passed": True,
+            "value": "true",
+            "limit": "true",
+            "detail": "report s3://r/q.json: passed",
+        },
+        {
+            "name": "latency_p99",
+            "passed": True,
+            "value": 0.02,
+            "limit": 1.0,
+            "detail": "p99 0.0200 ms <= 1.0 ms (p50 0.0100 ms, 2000 single-row calls, 1 thread)",
+        },
+        {
+            "name": "approval",
+            "passed": True,
+            "value": "ana",
+            "limit": "recorded approval",
+            "detail": "approved by ana at 2026-01-01: ok",
+        },
+    ]
+
+
+def test_refusals_state_their_figures() -> None:
+    ev = evidence(
+        candidate={**GOOD, "roc_auc": 0.5, "latency_p99_ms": 3.0, "latency_calls": 10},
+        champion_version="1",
+        champion={**GOOD, "roc_auc": 0.75},
+        quality="no",
+        approval=None,
+        parity=None,
+    )
+    got = {c.name: c.to_dict() for c in decide(policy(), ev)}
+    assert got["threshold.roc_auc"] == {
+        "name": "threshold.roc_auc",
+        "passed": False,
+        "value": 0.5,
+        "limit": 0.8,
+        "detail": "0.5000 < 0.8000",
+    }
+    assert got["champion_margin"] == {
+        "name": "champion_margin",
+        "passed": False,
+        "value": -0.25,
+        "limit": 0.01,
+        "detail": "roc_auc 0.5000 vs champion v1 0.7500: -0.2500 < margin +0.0100",
+    }
+    assert got["onnx_parity"] == {
+        "name": "onnx_parity",
+        "passed": False,
+        "value": "not measured",
+        "limit": "measured",
+        "detail": "no parity figures",
+    }
+    assert got["data_quality"] == {
+        "name": "data_quality",
+        "passed": False,
+        "value": "no",
+        "limit": "true",
+        "detail": "report no report recorded: not passed",
+    }
+    assert got["latency_p99"] == {
+        "name": "latency_p99",
+        "passed": False,
+        "value": 3.0,
+        "limit": 1.0,
+        "detail": "p99 3.0000 ms > 1.0 ms (p50 0.0100 ms, 10 single-row calls, 1 thread)",
+    }
+    assert got["approval"] == {
+        "name": "approval",
+        "passed": False,
+        "value": "none",
+        "limit": "recorded approval",
+        "detail": "no approval recorded: run 'mlops-kit model approve m 2'",
+    }
+
+
+def test_margin_and_latency_hold_exactly_at_their_bound() -> None:
+    exact = evidence(
+        candidate={**GOOD, "roc_auc": 0.75}, champion_version="1", champion={**GOOD, "roc_auc": 0.5}
+    )
+    (edge,) = decide(
+        policy(champion={"metric": "roc_auc", "margin": 0.25}), exact, ["champion_margin"]
+    )
+    assert (edge.passed, edge.value) == (True, 0.25)
+    (lat,) = decide(policy(), evidence(candidate={**GOOD, "latency_p99_ms": 1.0}), ["latency"])
+    assert lat.passed
+    nan = evidence(champion_version="1", champion={**GOOD, "roc_auc": math.nan})
+    assert not decide(policy(), nan, ["champion_margin"])[0].passed
+    with pytest.raises(ValueError, match=r"use thresholds, champion_margin, onnx_parity"):
+        decide(policy(), evidence(), gates=["vibes"])
+    assert truthy("1.0") is True and truthy(" True ") is True and truthy("2") is False
+    moved = champion_unchanged(None, "3")
+    assert moved.to_dict() == {
+        "name": "champion_unchanged",
+        "passed": False,
+        "value": "none",
+        "limit": "3",
+        "detail": "the champion moved from 3 to None during the evaluation "
+        "(another promotion won): evaluate again",
+    }
+    assert champion_unchanged("3", "3").detail == "champion still 3"
+    assert champion_unchanged(None, None).to_dict()["value"] == "none"
