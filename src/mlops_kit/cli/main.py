@@ -189,7 +189,7 @@ def data_register_devices(
     home: Path | None = HomeOpt,
 ) -> None:
     """Register your real devices (the referential quality rule accepts only these)."""
-    from mlops_kit.etl.run import register_devices
+    from mlops_kit.etl.devices import register_devices
 
     if source is None and not device:
         raise MlopsKitError("give a file with a device_id column, or --id DEVICE (repeatable)")

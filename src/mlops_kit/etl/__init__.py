@@ -1,14 +1,13 @@
 """ETL: extract -> transform -> quality check -> load, with nothing lost."""
 
+from mlops_kit.etl.devices import read_device_registry, register_devices, write_device_registry
 from mlops_kit.etl.quality import RuleSet, default_rules
 from mlops_kit.etl.run import (
     EtlResult,
     quarantined_objects,
-    read_device_registry,
     read_table,
     release_object,
     run_etl,
-    write_device_registry,
 )
 
 __all__ = [
@@ -18,6 +17,7 @@ __all__ = [
     "quarantined_objects",
     "read_device_registry",
     "read_table",
+    "register_devices",
     "release_object",
     "run_etl",
     "write_device_registry",
