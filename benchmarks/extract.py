@@ -25,7 +25,6 @@ import io
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -37,22 +36,13 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
+from docsection import cpu_name, write_section
 
 from mlops_kit.data.synthetic import GeneratorConfig, generate_readings
 from mlops_kit.etl.extract import extract_csv, extract_jsonl, extract_parquet
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- extract:start -->", "<!-- extract:end -->"
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def objects(rows: int) -> dict[str, tuple[bytes, Callable, Callable | None]]:
@@ -158,7 +148,7 @@ def render(res: dict, rows: int, reps: int, argv: list[str]) -> str:
 ## Extract: reading raw objects as users send them ({rows:,} records per object)
 
 Command: `python benchmarks/{Path(argv[0]).name} {" ".join(argv[1:])}`.
-Machine: {_cpu()}, {os.cpu_count()} cores; Python {platform.python_version()},
+Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()},
 pyarrow {pa.__version__}. Each object is read from memory; the two paths alternate,
 {reps} times, medians. The baseline is the plain pyarrow reader of the format with no
 checks, no typing to the reading schema, no lineage and no quarantine.
@@ -177,12 +167,7 @@ object.
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text()
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, section)
 
 
 def main() -> None:

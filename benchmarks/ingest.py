@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import resource
 import shutil
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from docsection import cpu_name, write_section
 
 from mlops_kit.data.synthetic import (
     GeneratorConfig,
@@ -49,15 +49,6 @@ from mlops_kit.etl.transform import PARQUET_OPTIONS
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- ingest:start -->", "<!-- ingest:end -->"
-
-
-def _cpu() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        match = re.search(r"model name\s*:\s*(.+)", text)
-        return match.group(1).strip() if match else platform.processor()
-    except OSError:
-        return platform.processor() or "unknown"
 
 
 def _batches(rows: int, devices_per_batch: int, bad_rate: float) -> tuple[list[pa.Table], pa.Array]:
@@ -178,7 +169,7 @@ def render(r: dict, argv: list[str]) -> str:
 ## Ingest: validate + transform + write ({rows:,} rows)
 
 Command: `python benchmarks/{Path(argv[0]).name} {" ".join(argv[1:])}`.
-Machine: {_cpu()}, {os.cpu_count()} cores; Python {platform.python_version()},
+Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()},
 pyarrow {pa.__version__}. Synthetic readings of 1,000 devices in batches of whole devices
 (generated before timing), 1% of rows corrupted (nulls, out-of-range, unknown devices, future
 timestamps). The three paths run one after the other, alternating, {r["reps"]} times; medians.
@@ -205,16 +196,7 @@ peak memory under 2 GiB.
 
 
 def write_doc(section: str) -> None:
-    text = (
-        DOC.read_text()
-        if DOC.exists()
-        else "# Benchmarks\n\nEach section is written by its script under `benchmarks/`.\n"
-    )
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, section)
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from docsection import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "testing.md"
 START, END = "<!-- mutation:start -->", "<!-- mutation:end -->"
@@ -136,12 +138,7 @@ per module.
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text()
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, section)
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shlex
 import statistics
 import subprocess
@@ -30,20 +29,12 @@ import sys
 import time
 from pathlib import Path
 
+from docsection import cpu_name, write_section
+
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- startup:start -->", "<!-- startup:end -->"
 HELP_BUDGET_S = 1.5
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def commands() -> dict[str, list[str]]:
@@ -90,7 +81,7 @@ def render(times: dict[str, list[float]], reps: int, argv: list[str]) -> str:
 ## Start-up: `import mlops_kit` and `mlops-kit --help`
 
 Command: `{shlex.join(["python", f"benchmarks/{Path(argv[0]).name}", *argv[1:]])}`.
-Machine: {_cpu()}, {os.cpu_count()} cores; Python {platform.python_version()}.
+Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}.
 Each command runs as a fresh process, {reps} times, alternating with the others after one
 warm-up run each; wall seconds.
 
@@ -105,14 +96,7 @@ optional libraries (`tests/cli/test_cli.py::test_import_is_light`); the time liv
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text()
-    if START in text:
-        text = re.sub(
-            re.escape(START) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S
-        )
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, section)
 
 
 def main() -> None:
