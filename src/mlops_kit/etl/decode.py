@@ -260,17 +260,8 @@ def open_parquet(data: bytes) -> tuple[pa.Table, dict[str, str | None]]:
 
 
 # ---------------------------------------------------------------- record level
-def _lines_with_ends(text: str) -> list[str]:
-    """Lines split on LF only (CR LF endings stay with their line)."""
-    parts = text.split("\n")
-    out = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        out.append(parts[-1])
-    return out
-
-
 def _iter_lines(text: str) -> Iterator[str]:
-    """Lines split on LF only, lazily (for reading the first lines of a large text)."""
+    """Lines split on LF only (CR LF endings stay with their line), lazily."""
     start = 0
     while start < len(text):
         end = text.find("\n", start)
@@ -418,7 +409,7 @@ def csv_records(text: str) -> Iterator[RawRecord]:
     Values are strings, ``None`` for an empty field.
     """
     csv.field_size_limit(sys.maxsize)
-    lines = _lines_with_ends(text)
+    lines = list(_iter_lines(text))
     reader = csv.reader(lines)
     header: list[str] | None = None
     consumed = 0

@@ -226,9 +226,17 @@ def _type_record(
 
 
 def _records_path(
-    records: Iterable[RawRecord], src: str, opts: ReadOptions, text_values: bool
+    records: Iterable[RawRecord],
+    src: str,
+    opts: ReadOptions,
+    text_values: bool,
+    note_extra_keys: bool = True,
 ) -> Extracted:
-    """Per-record extraction: keep what types, reject the rest with its reason and text."""
+    """Per-record extraction: keep what types, reject the rest with its reason and text.
+
+    ``note_extra_keys``: note keys beyond the schema found in the records (JSON); CSV and
+    Parquet note them once from their header or schema instead.
+    """
     cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names if name != "_source"}
     rejected: list[dict] = []
     outcome = ObjectOutcome(src)
@@ -257,7 +265,7 @@ def _records_path(
     data = {**cols, "_source": _source_column(src, len(cols["_line"]))}
     rows = pa.table({name: data[name] for name in EXTRACTED_SCHEMA.names}, schema=EXTRACTED_SCHEMA)
     outcome.records, outcome.rejected = n_in, len(rejected)
-    if extra:
+    if extra and note_extra_keys:
         outcome.notes.append(_extra_note(sorted(extra), f"in {max(extra.values())} records"))
     for (reason, fld), count in sorted(problems.items()):
         if count >= 2 and count * 2 >= n_in:
@@ -409,8 +417,7 @@ def extract_csv(data: bytes, src: str, opts: ReadOptions | None = None) -> Extra
             rows = _with_lineage(typed, src, first_line=2).cast(EXTRACTED_SCHEMA)
             out = Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
     if out is None:
-        out = _records_path(csv_records(text), src, opts, text_values=True)
-        out.objects[0].notes = [n for n in out.objects[0].notes if n["kind"] != "extra_columns"]
+        out = _records_path(csv_records(text), src, opts, text_values=True, note_extra_keys=False)
     if extra:
         out.objects[0].notes.insert(0, _extra_note(extra, "in the header"))
     out.objects[0].read_as = read_as
@@ -473,8 +480,7 @@ def extract_parquet(data: bytes, src: str, opts: ReadOptions | None = None) -> E
             RawRecord(i + 1, i, parquet_record_text(row), row)
             for i, row in enumerate(table.to_pylist())
         )
-        out = _records_path(records, src, opts, text_values=True)
-        out.objects[0].notes = [n for n in out.objects[0].notes if n["kind"] != "extra_columns"]
+        out = _records_path(records, src, opts, text_values=True, note_extra_keys=False)
     if extra:
         out.objects[0].notes.insert(0, _extra_note(extra, "in the schema"))
     out.objects[0].read_as = read_as
