@@ -62,8 +62,8 @@ demo: install  ## run the pipeline end to end on the embedded default
 	$(BIN)/mlops-kit demo
 
 lint: install  ## ruff check + format check
-	$(BIN)/ruff check src tests benchmarks examples pipelines
-	$(BIN)/ruff format --check src tests benchmarks examples pipelines
+	$(BIN)/ruff check --no-cache src tests benchmarks examples pipelines
+	$(BIN)/ruff format --no-cache --check src tests benchmarks examples pipelines
 
 typecheck: install  ## mypy over the library
 	$(BIN)/mypy

@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from mlops_kit._lazy import is_installed
+    from mlops_kit.model.preprocess import Preprocessor
     from mlops_kit.training.config import ModelConfig
     from mlops_kit.training.model import build_model
-    from mlops_kit.training.preprocess import Preprocessor
 
     t_start = time.perf_counter()
     n_features = 36

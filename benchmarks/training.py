@@ -88,9 +88,9 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def make_data(args: argparse.Namespace) -> dict[str, Any]:
+    from mlops_kit.model.preprocess import Preprocessor
     from mlops_kit.training.config import DataConfig
     from mlops_kit.training.data import labels, synthetic_training_table
-    from mlops_kit.training.preprocess import Preprocessor
 
     table = synthetic_training_table(args.rows + args.val_rows, seed=1)
     train, val = table.slice(0, args.rows), table.slice(args.rows)
