@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from bisect import bisect_left
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import live_files
 from mlops_kit.etl.run import FEATURES, layout_of
 from mlops_kit.features import catalog
-from mlops_kit.features.errors import SchemaDriftError, UnknownFeatureError
+from mlops_kit.features.errors import (
+    DuplicateFeatureRowsError,
+    SchemaDriftError,
+    UnknownFeatureError,
+)
 from mlops_kit.features.ops import labels_from_readings
 from mlops_kit.features.store import FeatureClient
 from mlops_kit.ingest.raw_zone import land
@@ -239,30 +244,37 @@ def _duplicate_tables(
     return feats, files, labels
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Feast's file offline store does not keep the row created last of a "
-    "duplicated (device, time): the FileSource in mlops_kit.features.definitions sets no "
-    "created_timestamp_column, and with one Feast's dask join orders candidates by two "
-    "successive sorts that are not stable",
-)
 @PIT_SETTINGS
-# found by this test: the row created first wins without a created_timestamp_column,
-# and with one set
-@example(rows=[("a", 8, 1, 0), ("a", 8, 0, 0)], labs=[("a", 8, 1)])
-@example(rows=[("a", 0, 0, 0), ("a", 0, 1, 0), ("a", 17, 0, 0)], labs=[("a", 0, 0), ("a", 23, 0)])
 @given(rows=duplicate_rows, labs=near_labels)
-def test_duplicate_keys_newest_created_row_wins(
+def test_duplicate_keys_are_refused_naming_a_pair(
     tmp_path: Path, rows: list[tuple[str, int, int, int]], labs: list[tuple[str, int, int]]
 ) -> None:
-    """A (device, time) written twice, in one file or two, joins its newest created row."""
+    """A (device, time) written twice, in one file or two, is refused, not guessed between.
+
+    Feast's file offline store orders the candidates of one event time by two successive
+    sorts that are not stable, so which row it joined was not defined (the row created
+    first won in the examples hypothesis found). A source without duplicates is joined
+    as the reference does.
+    """
     feats, files, labels = _duplicate_tables(rows, labs)
     run = uuid.uuid4().hex[:8]
     source = str(tmp_path / run / "device_features_hourly")
     for i, part in enumerate(files):
         if part.num_rows:
             write_features(source, part, run=f"run{i}")
-    _check(_client(tmp_path / run, source), feats, labels, "keep")
+    client = _client(tmp_path / run, source)
+    keys = [(r[0], r[1]) for r in rows]
+    if len(set(keys)) == len(keys):
+        _check(client, feats, labels, "keep")
+        return
+    with pytest.raises(DuplicateFeatureRowsError) as err:
+        client.training_set(_labels_table(labels), features=REFS, missing="keep")
+    first = min(k for k, n in Counter(keys).items() if n > 1)
+    when = (T0 + timedelta(minutes=15 * first[1])).isoformat()
+    assert f"{first[0]!r} at {when}" in str(err.value)
+    assert err.value.details["pairs"] == sum(1 for n in Counter(keys).values() if n > 1)
+    with pytest.raises(DuplicateFeatureRowsError):
+        client.materialize(end=T0 + timedelta(days=2))
 
 
 @PIT_SETTINGS

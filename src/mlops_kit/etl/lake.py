@@ -71,6 +71,19 @@ def live_files(layout: Layout, table: str) -> list[str]:
     return list(live)
 
 
+def open_commits(layout: Layout) -> list[str]:
+    """Run ids whose commit has begun and not finished (a journal exists).
+
+    While a commit is open its moved files and the files it replaces are both in the
+    processed folders; a reader that lists a folder instead of the manifests must wait
+    (or, after a crash, let the next ETL run roll the commit forward).
+    """
+    return [
+        os.path.basename(uri).removesuffix(".json")
+        for uri in storage.list_files(layout.journals, ".json")
+    ]
+
+
 def processed_inputs(layout: Layout) -> set[str]:
     """Raw objects already consumed by a committed run.
 

@@ -34,3 +34,16 @@ class SchemaDriftError(FeatureStoreError):
     """The processed data's columns no longer match the feature views."""
 
     code = "FEATURE_SCHEMA_DRIFT"
+
+
+class SourceNotCommittedError(FeatureStoreError):
+    """The feature source folder holds files the ETL has not committed (or lacks some it
+    has): a commit is open, was interrupted, or something else wrote there."""
+
+    code = "FEATURE_SOURCE_NOT_COMMITTED"
+
+
+class DuplicateFeatureRowsError(FeatureStoreError):
+    """The feature source has more than one row for an entity and event time."""
+
+    code = "FEATURE_DUPLICATE_ROWS"

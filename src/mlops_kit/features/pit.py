@@ -182,7 +182,9 @@ def training_set(
                 table = table.append_column(name, arr)
             pieces.append(table)
             continue
-        joined = _feast_join(client, rows, usable)
+        joined = client._read_consistently(
+            files, lambda rows=rows, usable=usable: _feast_join(client, rows, usable)
+        )
         absent = [r for r in refs if r not in usable]
         for name, arr in _null_frame(absent, joined.num_rows).items():
             joined = joined.append_column(name, arr)
