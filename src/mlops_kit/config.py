@@ -304,6 +304,13 @@ class Settings(BaseSettings):
 
     profile: Literal["local", "aws"] = "local"
     home: Path = Field(Path(".mlops_kit"), description="Root of everything in the local profile.")
+    dataset: str = Field(
+        "iot_readings",
+        description=(
+            "The dataset spec: a bundled name (iot_readings, machine_telemetry) or the path "
+            "of a YAML spec (see 'mlops-kit dataset')."
+        ),
+    )
     aws: AwsSettings = Field(default_factory=AwsSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)

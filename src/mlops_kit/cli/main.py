@@ -23,6 +23,7 @@ from mlops_kit.cli._common import (
     load_cli_settings,
     styled,
 )
+from mlops_kit.cli.dataset import dataset_app
 from mlops_kit.cli.features import features_app
 from mlops_kit.cli.model import model_app
 from mlops_kit.errors import MlopsKitError
@@ -45,6 +46,7 @@ ingest_app = typer.Typer(
 )
 etl_app = typer.Typer(help="Extract, transform, quality check and load.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(data_app, name="data")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(etl_app, name="etl")

@@ -1,0 +1,215 @@
+"""The dataset spec: both bundled specs load, and every inconsistency is named with its fix."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_kit.data.expressions import Expression, ExpressionError
+from mlops_kit.data.spec import (
+    DatasetSpecError,
+    bundled_specs,
+    default_spec,
+    duration_s,
+    load_spec,
+    spec_from_dict,
+)
+from mlops_kit.features import catalog
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "datasets"
+
+
+def _raw(name: str) -> dict[str, Any]:
+    return yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+
+
+def test_bundled_specs_are_the_examples() -> None:
+    assert bundled_specs() == ["iot_readings", "machine_telemetry"]
+    for name in bundled_specs():
+        assert load_spec(EXAMPLES / f"{name}.yaml") == load_spec(name)
+
+
+def test_the_iot_spec_gives_the_feature_catalogue() -> None:
+    spec = default_spec()
+    assert spec.feature_table == catalog.SOURCE_TABLE
+    assert spec.entity.name == catalog.ENTITY and spec.entity.join_key == catalog.JOIN_KEY
+    for view in catalog.VIEWS.values():
+        assert list(spec.view_features(view.name).items()) == list(view.features.items())
+    assert spec.derived_view_name == catalog.DERIVED_VIEW
+    assert list(spec.derived) == list(catalog.DERIVED)
+    assert spec.derived_inputs() == {k: v for k, (v, _) in catalog.DERIVED_INPUTS.items()}
+    for version in catalog.SERVICES:
+        assert spec.service_members(version) == catalog.service_members(version)
+
+
+def test_the_iot_expressions_compute_the_on_demand_features() -> None:
+    spec = default_spec()
+    inputs: dict[str, list[float | None]] = {
+        "temperature_mean_1h": [30.0, None, 21.0],
+        "temperature_mean_24h": [20.0, 1.0, 21.0],
+        "temperature_std_24h": [5.0, 2.0, 0.0],
+        "vibration_mean_1h": [3.0, 2.0, 1.0],
+        "vibration_mean_24h": [1.0, None, 1.0],
+        "voltage_max_24h": [240.0, 230.0, 231.0],
+        "voltage_mean_24h": [230.0, 230.0, 229.5],
+    }
+    want = catalog.derive(inputs)
+    got = {name: expr.evaluate(inputs) for name, expr in spec.expressions().items()}
+    assert got == want
+
+
+def test_the_second_dataset_differs_in_every_dimension() -> None:
+    a, b = default_spec(), load_spec("machine_telemetry")
+    assert a.entity.join_key != b.entity.join_key and a.event_time.column != b.event_time.column
+    assert {c.type for c in b.columns.values()} >= {"category", "int", "float"}
+    assert a.label_columns != b.label_columns
+    assert set(a.aggregations.windows) != set(b.aggregations.windows)
+    assert b.columns["torque"].units is not None
+    assert a.digest() != b.digest()
+
+
+def test_digest_follows_content() -> None:
+    raw = _raw("machine_telemetry")
+    same = spec_from_dict(copy.deepcopy(raw))
+    assert same.digest() == load_spec("machine_telemetry").digest()
+    raw["columns"]["current"]["max"] = 81
+    assert spec_from_dict(raw).digest() != same.digest()
+
+
+def _edit(path: str, value: Any, base: str = "machine_telemetry") -> dict[str, Any]:
+    raw = _raw(base)
+    *parents, last = path.split(".")
+    node = raw
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) or p.isdigit() else node[p]
+    if value is _DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return raw
+
+
+_DELETE = object()
+
+BAD = [
+    # (edit path, new value, expected text in one problem)
+    ("aggregations.stats.torq", ["mean"], "aggregations.stats.torq: no column 'torq'"),
+    ("aggregations.stats.line", ["mean"], "'line' is a category column; statistics need"),
+    ("columns.current.min", 90, "columns.current: min (90) is greater than max (80); swap"),
+    ("columns.line.min", 1, "columns.line: min/max need a float or int column"),
+    ("columns.event_timestamp", {"type": "float"}, "'event_timestamp' is reserved"),
+    ("columns.machine_id", {"type": "string"}, "is the join key or the event time"),
+    ("aggregations.stats.fault", ["mean"], "'fault' is also aggregated as a feature"),
+    (
+        "aggregations.stats.cycle_count",
+        ["count"],
+        "the feature 'cycle_count_count_2h' is produced twice",
+    ),
+    ("derived_view", "machine_recent", "derived_view: 'machine_recent' collides"),
+    ("views.1.name", "machine_recent", "views: two views have the same name"),
+    ("views.0.window", "1h", "views[0].window: no window '1h'"),
+    ("views.0.ttl", "soon", "is not a duration"),
+    ("aggregations.windows.45m", "45m", "45m is not a multiple of the grain 30m"),
+    ("derived.bad", "__import__('os').system('true')", "only abs, max, min may be called"),
+    ("derived.bad2", "torque_mean_3h * 2", "torque_mean_3h is not a feature of any view"),
+    (
+        "derived.torque_max_2h",
+        "torque_mean_2h",
+        "derived.torque_max_2h: 'torque_max_2h' is already",
+    ),
+    ("columns.torque.units.conversions.kgf", "y * 9.8", "may only read x"),
+    ("columns.line.values", _DELETE, "a category column lists its values"),
+    ("columns.line.pattern", "([A-Z", "columns.line.pattern: not a regular expression"),
+    ("labels.0.column", "faults", "labels[0].column: no column 'faults'"),
+    (
+        "service.versions.1.views",
+        ["machine_week"],
+        "service.versions.1.views: no view 'machine_week'",
+    ),
+    ("entity.colour", "red", "entity.colour: unknown field"),
+    ("columns.current.type", "decimal", "columns.current.type"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_spec_names_the_field_and_the_fix(path: str, value: Any, expected: str) -> None:
+    with pytest.raises(DatasetSpecError) as err:
+        spec_from_dict(_edit(path, value), "telemetry.yaml")
+    assert any(expected in p for p in err.value.problems), err.value.problems
+    assert str(err.value).startswith("invalid dataset spec telemetry.yaml:")
+    assert err.value.code == "DATASET_SPEC_INVALID"
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    raw = _edit("columns.current.min", 90)
+    raw["aggregations"]["stats"]["line"] = ["mean"]
+    with pytest.raises(DatasetSpecError) as err:
+        spec_from_dict(raw)
+    assert len(err.value.problems) == 2
+
+
+def test_files_that_cannot_be_specs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nentity: [\n")
+    with pytest.raises(DatasetSpecError, match="line 3: not valid YAML"):
+        load_spec(bad)
+    with pytest.raises(DatasetSpecError, match="no such file"):
+        load_spec(tmp_path / "missing.yaml")
+    with pytest.raises(DatasetSpecError, match="no file and no bundled spec 'iot'"):
+        load_spec("iot")
+    bad.write_text("- a list\n")
+    with pytest.raises(DatasetSpecError, match="must be a mapping"):
+        load_spec(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("1h", 3600), ("26h", 93600), ("7d", 604800)]
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0h", "1.5h", "1w", "h", "-1h", "1 h 2"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        duration_s(text)
+
+
+def test_expressions_propagate_nulls_and_guard_division() -> None:
+    e = Expression.parse("abs(a - b) / max(c, 1) + min(a, 2) * -1")
+    assert e.names == {"a", "b", "c"}
+    assert e.evaluate({"a": [3.0, None, 1.0], "b": [1.0, 1.0, 5.0], "c": [0.5, 2.0, 4.0]}) == [
+        2.0 / 1.0 - 2.0,
+        None,
+        4.0 / 4.0 - 1.0,
+    ]
+    assert Expression.parse("a / b").evaluate({"a": [1.0, 1.0], "b": [0.0, 2.0]}) == [None, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a.b", "Attribute is not allowed"),
+        ("open('x')", "only abs, max, min may be called"),
+        ("a > b", "Compare is not allowed"),
+        ("a ** 2", "operator Pow is not allowed"),
+        ("a[0]", "Subscript is not allowed"),
+        ("'text'", "only numbers"),
+        ("True + a", "only numbers"),
+        ("abs(a, b)", "abs takes one argument"),
+        ("max(a, key=b)", "positional arguments"),
+        ("lambda: 1", "Lambda is not allowed"),
+        ("a +", "is not an expression"),
+        ("abs", "is a function; call it"),
+    ],
+)
+def test_unsafe_expressions_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace("*", r"\*")):
+        Expression.parse(text)
