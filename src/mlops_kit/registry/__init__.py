@@ -38,13 +38,13 @@ from mlops_kit.registry.policy import (
 
 _LAZY: dict[str, str] = {
     "ModelRegistry": "mlops_kit.registry.registry",
-    "Decision": "mlops_kit.registry.registry",
+    "Decision": "mlops_kit.registry.promotion",
     "Check": "mlops_kit.registry.gates",
     "Evidence": "mlops_kit.registry.gates",
     "decide": "mlops_kit.registry.gates",
-    "CHAMPION": "mlops_kit.registry.registry",
-    "CHALLENGER": "mlops_kit.registry.registry",
-    "PREVIOUS": "mlops_kit.registry.registry",
+    "CHAMPION": "mlops_kit.registry.names",
+    "CHALLENGER": "mlops_kit.registry.names",
+    "PREVIOUS": "mlops_kit.registry.names",
     "Evaluation": "mlops_kit.registry.evaluate",
     "evaluate_onnx": "mlops_kit.registry.evaluate",
     "read_evaluation_table": "mlops_kit.registry.evaluate",

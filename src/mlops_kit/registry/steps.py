@@ -114,7 +114,8 @@ def demo_step(
         ``{"training", "registered", "challenger", "champion", "aliases", "audit",
         "seconds"}`` where the two decisions are :meth:`Decision.to_dict` dicts.
     """
-    from mlops_kit.registry.registry import CHALLENGER, CHAMPION, ModelRegistry
+    from mlops_kit.registry.names import CHALLENGER, CHAMPION
+    from mlops_kit.registry.registry import ModelRegistry
 
     t0 = time.perf_counter()
     training = None
