@@ -18,15 +18,16 @@ written atomically by rank 0. They hold the weights, the optimiser, the early-st
 state and every rank's RNG state; the shuffle of an epoch is a pure function of the seed
 and the epoch number. A run restarted after a kill continues at the next epoch and ends
 with the same weights as a run that was never interrupted.
+
+The checkpoints are :mod:`mlops_kit.training.checkpoint`'s, early stopping is
+:mod:`mlops_kit.training.early_stopping`'s, and the device, precision and batch feeding are
+:mod:`mlops_kit.training.device`'s; this module holds the loop and the whole step.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
-import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,9 +41,23 @@ from mlops_kit._faults import maybe_fail
 from mlops_kit._lazy import require
 from mlops_kit.model.preprocess import Preprocessor
 from mlops_kit.training import distributed as dist_utils
+from mlops_kit.training.checkpoint import (
+    BEST,
+    CHECKPOINT_FORMAT_VERSION,
+    LAST,
+    Checkpoints,
+    set_rng_state,
+)
 from mlops_kit.training.config import TrainConfig
 from mlops_kit.training.data import labels, read_training_table, time_split
+from mlops_kit.training.device import (
+    BatchFeeder,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+)
 from mlops_kit.training.distributed import DistContext
+from mlops_kit.training.early_stopping import EarlyStopping
 from mlops_kit.training.errors import TrainingError
 from mlops_kit.training.metrics import binary_metrics
 from mlops_kit.training.model import FailureMLP, build_model, save_model
@@ -51,9 +66,6 @@ torch = require("torch", "training")
 
 log = logging.getLogger("mlops_kit.training")
 
-CHECKPOINT_FORMAT_VERSION = 1
-LAST = "last.pt"
-BEST = "best.pt"
 _EVAL_CHUNK = 65_536
 
 
@@ -82,69 +94,6 @@ class TrainResult:
         """JSON-ready summary (without the model)."""
         out = {k: v for k, v in asdict(self).items() if k not in ("model", "preprocessor")}
         return out
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(config: TrainConfig, ctx: DistContext | None = None) -> Any:
-    """The torch device of this process.
-
-    Raises:
-        TrainingError: ``device: cuda`` without a usable CUDA GPU.
-    """
-    want = config.device
-    if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainingError(
-                "device 'cuda' was requested but torch.cuda.is_available() is False: install a "
-                "CUDA build of torch and run on a GPU node, or set device: cpu"
-            )
-        index = ctx.local_rank if ctx is not None and ctx.is_distributed else 0
-        return torch.device("cuda", index)
-    return torch.device("cpu")
-
-
-def resolve_precision(config: TrainConfig, device: Any) -> str:
-    """``bf16`` or ``fp32``; ``auto`` picks bf16 autocast on CUDA GPUs that support it."""
-    if config.precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "fp32"
-    if config.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TrainingError("precision 'bf16' is not supported by this GPU: use fp32 or auto")
-    return config.precision
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-def _better(score: float, best: float | None, mode: str, min_delta: float) -> bool:
-    if math.isnan(score):
-        return False
-    if best is None or math.isnan(best):
-        return True
-    return score > best + min_delta if mode == "max" else score < best - min_delta
 
 
 class Trainer:
@@ -242,28 +191,26 @@ class Trainer:
         seed_everything(cfg.seed)
         model = build_model(pre.n_features, cfg.model).to(device)
         optimizer = self._optimizer(model)
-        start_epoch, best_epoch, best_score, bad_epochs = 1, 0, None, 0
+        checkpoints = Checkpoints(self.checkpoint_uri, cfg) if self.checkpoint_uri else None
+        stopping = EarlyStopping.from_config(cfg)
+        start_epoch = 1
         history: list[dict[str, Any]] = []
         best_state: dict[str, Any] | None = None
         resumed_from: int | None = None
 
-        ckpt = self._load_checkpoint(pre, ctx) if resume and self.checkpoint_uri else None
-        if ckpt is not None:
+        ckpt = checkpoints.load(pre, ctx) if resume and checkpoints is not None else None
+        if ckpt is not None and checkpoints is not None:
             model.load_state_dict(ckpt["model_state"])
             optimizer.load_state_dict(ckpt["optimizer_state"])
             history = list(ckpt["history"])
-            best_epoch, best_score, bad_epochs = (
-                ckpt["best_epoch"],
-                ckpt["best_score"],
-                ckpt["bad_epochs"],
-            )
+            stopping.restore(ckpt)
             resumed_from = int(ckpt["epoch"])
             start_epoch = resumed_from + 1
             rngs = ckpt["rng"]
-            _set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
-            best_state = self._read_best_state()
+            set_rng_state(rngs[ctx.rank] if ctx.rank < len(rngs) else rngs[0])
+            best_state = checkpoints.read_best_state()
             if ctx.is_main:
-                log.info("resuming from %s at epoch %d", self._uri(LAST), start_epoch)
+                log.info("resuming from %s at epoch %d", checkpoints.uri_of(LAST), start_epoch)
         else:
             torch.manual_seed(cfg.seed + 1 + ctx.rank)  # dropout streams, distinct per rank
 
@@ -273,9 +220,7 @@ class Trainer:
         # the gradient averaged over ranks is the mean over the global batch
         reduction = "sum" if ctx.is_distributed else "mean"
         loss_fn = torch.nn.BCEWithLogitsLoss(reduction=reduction, pos_weight=pos_weight)
-        feeder = _Feeder(x_train, y_train, device, cfg.placement)
-        mode = "min" if cfg.monitor == "val_loss" else "max"
-        key = cfg.monitor.removeprefix("val_")
+        feeder = BatchFeeder(x_train, y_train, device, cfg.placement)
         stopped = bool(ckpt and ckpt.get("stopped_early"))
         train_time, train_rows = 0.0, 0
 
@@ -289,14 +234,10 @@ class Trainer:
             train_time += t1 - t0
             train_rows += n_train
             val = self._evaluate(model, x_val, y_val, ctx, device, precision)
-            score = val[key]
-            improved = _better(score, best_score, mode, cfg.min_delta)
+            improved = stopping.update(epoch, val)
             if improved:
-                best_epoch, best_score, bad_epochs = epoch, score, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-            stopped = cfg.patience is not None and bad_epochs >= cfg.patience
+            stopped = stopping.exhausted
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -307,17 +248,15 @@ class Trainer:
                 "train_samples_per_s": n_train / max(t1 - t0, 1e-9),
             }
             history.append(record)
-            if self.checkpoint_uri:
-                self._save_checkpoint(
+            if checkpoints is not None:
+                checkpoints.save(
                     ctx,
                     model,
                     optimizer,
                     pre,
                     epoch,
                     history,
-                    best_epoch,
-                    best_score,
-                    bad_epochs,
+                    stopping,
                     improved,
                     stopped or epoch == cfg.epochs,
                     stopped,
@@ -345,9 +284,10 @@ class Trainer:
         final = self._evaluate(model, x_val, y_val, ctx, device, precision)
         cpu_model = build_model(pre.n_features, cfg.model)
         cpu_model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        best_score = stopping.best_score
         return TrainResult(
             history=history,
-            best_epoch=best_epoch,
+            best_epoch=stopping.best_epoch,
             best_score=float("nan") if best_score is None else float(best_score),
             epochs_run=len(history),
             stopped_early=stopped,
@@ -386,7 +326,7 @@ class Trainer:
         net: Any,
         optimizer: Any,
         loss_fn: Any,
-        feeder: _Feeder,
+        feeder: BatchFeeder,
         ctx: DistContext,
         epoch: int,
         device: Any,
@@ -463,145 +403,6 @@ class Trainer:
             full = logits.cpu().numpy()
         model.train()
         return binary_metrics(y, full, self.config.threshold)
-
-    # -- checkpoints ----------------------------------------------------------------------
-
-    def _uri(self, name: str) -> str:
-        assert self.checkpoint_uri is not None
-        return storage.join(self.checkpoint_uri, name)
-
-    def _save_checkpoint(
-        self,
-        ctx: DistContext,
-        model: Any,
-        optimizer: Any,
-        pre: Preprocessor,
-        epoch: int,
-        history: list[dict[str, Any]],
-        best_epoch: int,
-        best_score: float | None,
-        bad_epochs: int,
-        improved: bool,
-        finished: bool,
-        stopped: bool,
-    ) -> None:
-        rngs = dist_utils.gather_objects(_rng_state(), ctx)
-        if ctx.is_main:
-            payload = {
-                "format_version": CHECKPOINT_FORMAT_VERSION,
-                "epoch": epoch,
-                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer_state": optimizer.state_dict(),
-                "history": history,
-                "best_epoch": best_epoch,
-                "best_score": best_score,
-                "bad_epochs": bad_epochs,
-                "finished": finished,
-                "stopped_early": stopped,
-                "rng": rngs,
-                "world_size": ctx.world_size,
-                "config": self.config.model_dump(mode="json"),
-                "preprocessor": pre.to_dict(),
-            }
-            buf = io.BytesIO()
-            torch.save(payload, buf)
-            data = buf.getvalue()
-            if improved:
-                storage.write_bytes(self._uri(BEST), data)
-            storage.write_bytes(self._uri(LAST), data)
-        dist_utils.barrier(ctx)
-
-    def _load_checkpoint(self, pre: Preprocessor, ctx: DistContext) -> dict[str, Any] | None:
-        uri = self._uri(LAST)
-        if not storage.exists(uri):
-            return None
-        ckpt = _read_checkpoint(uri)
-        saved = ckpt.get("config", {})
-        now = self.config.model_dump(mode="json")
-        for section in ("model", "optimizer", "data"):
-            if saved.get(section) != now[section]:
-                raise TrainingError(
-                    f"checkpoint '{uri}' was written with another '{section}' config; resume "
-                    "with the same config, or start fresh (another checkpoint_uri or --no-resume)"
-                )
-        for key in ("seed", "batch_size", "pos_weight"):
-            if saved.get(key) != now[key]:
-                raise TrainingError(
-                    f"checkpoint '{uri}' was written with {key}={saved.get(key)!r} (now "
-                    f"{now[key]!r}); resume with the same config or start fresh"
-                )
-        if Preprocessor.from_dict(ckpt["preprocessor"]) != pre:
-            raise TrainingError(
-                f"the training data differ from the data checkpoint '{uri}' was trained on "
-                "(other preprocessing statistics); start fresh to train on new data"
-            )
-        if ckpt.get("world_size", 1) != ctx.world_size:
-            log.warning(
-                "checkpoint was written by %s process(es), resuming on %s",
-                ckpt.get("world_size"),
-                ctx.world_size,
-            )
-        return ckpt
-
-    def _read_best_state(self) -> dict[str, Any] | None:
-        uri = self._uri(BEST)
-        if not storage.exists(uri):
-            return None
-        return dict(_read_checkpoint(uri)["model_state"])
-
-
-def _read_checkpoint(uri: str) -> dict[str, Any]:
-    try:
-        ckpt = torch.load(
-            io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=False
-        )
-    except Exception as exc:
-        raise TrainingError(f"cannot read checkpoint '{uri}': {exc}") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise TrainingError(
-            f"'{uri}' is not an mlops_kit checkpoint (format {CHECKPOINT_FORMAT_VERSION})"
-        )
-    return ckpt
-
-
-class _Feeder:
-    """Holds the training tensors and produces each epoch's rows in batch order.
-
-    On CPU (and for ``placement: device`` on CUDA) one gather per epoch lays this rank's rows
-    out contiguously, so a batch is a view. With ``placement: host`` on CUDA the gather
-    writes into a pinned host buffer allocated once, and batches are copied to the GPU
-    asynchronously (``non_blocking``).
-    """
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, device: Any, placement: str) -> None:
-        self.n = int(x.shape[0])
-        x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32).reshape(-1, 1))
-        self.copy_batches = False
-        if device.type == "cuda":
-            on_device = placement == "device"
-            if placement == "auto":
-                free, _total = torch.cuda.mem_get_info(device)
-                on_device = 2 * (x_t.nbytes + y_t.nbytes) < free // 4
-            if on_device:
-                x_t, y_t = x_t.to(device), y_t.to(device)
-            else:
-                self.copy_batches = True
-                self._x_buf = torch.empty_like(x_t).pin_memory()
-                self._y_buf = torch.empty_like(y_t).pin_memory()
-        self.device = device
-        self.x, self.y = x_t, y_t
-
-    def epoch(self, order: np.ndarray) -> tuple[Any, Any]:
-        idx = torch.from_numpy(order)
-        if self.copy_batches:
-            m = idx.shape[0]
-            xs, ys = self._x_buf[:m], self._y_buf[:m]
-            torch.index_select(self.x, 0, idx, out=xs)
-            torch.index_select(self.y, 0, idx, out=ys)
-            return xs, ys
-        idx = idx.to(self.x.device)
-        return self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 def train(
