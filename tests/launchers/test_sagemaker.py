@@ -15,7 +15,7 @@ import mlops_kit
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.training import TrainConfig
 from mlops_kit.training.launchers import JobPhase, TrainingJobSpec, launcher_for
-from mlops_kit.training.launchers.base import flatten_config
+from mlops_kit.training.launchers.arguments import flatten_config
 from mlops_kit.training.launchers.sagemaker import SageMakerLauncher, training_job_status
 from tests.launchers.conftest import IMAGE_REPO
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from mlops_kit.config import Settings
 from mlops_kit.errors import ConfigError
+from mlops_kit.training.launchers.arguments import flatten_config, train_arguments
 from mlops_kit.training.launchers.base import (
     Backend,
     JobHandle,
@@ -33,14 +34,10 @@ from mlops_kit.training.launchers.base import (
     JobStatus,
     LaunchError,
     TrainingJobFailedError,
-    TrainingJobSpec,
     TrainingJobTimeoutError,
     TrainingLauncher,
-    default_image,
-    flatten_config,
-    parse_job_spec,
-    train_arguments,
 )
+from mlops_kit.training.launchers.spec import TrainingJobSpec, default_image, parse_job_spec
 
 #: backend name -> "module:class", imported on first use
 BACKENDS: dict[str, str] = {

@@ -30,17 +30,15 @@ from typing import Any, ClassVar, Literal
 from mlops_kit._lazy import require
 from mlops_kit.config import Settings
 from mlops_kit.errors import ConfigError
+from mlops_kit.training.launchers.arguments import train_arguments
 from mlops_kit.training.launchers.base import (
     JobHandle,
     JobPhase,
     JobStatus,
     LaunchError,
-    TrainingJobSpec,
     TrainingLauncher,
-    require_image,
-    require_remote_uri,
-    train_arguments,
 )
+from mlops_kit.training.launchers.spec import TrainingJobSpec, require_image, require_remote_uri
 
 Kind = Literal["PyTorchJob", "TrainJob"]
 

@@ -25,15 +25,15 @@ from typing import Any, ClassVar, Literal
 
 from mlops_kit.config import Settings
 from mlops_kit.errors import ConfigError, MlopsKitError
+from mlops_kit.training.launchers.arguments import train_arguments
 from mlops_kit.training.launchers.base import (
     JobHandle,
     JobPhase,
     JobStatus,
     LaunchError,
-    TrainingJobSpec,
     TrainingLauncher,
-    train_arguments,
 )
+from mlops_kit.training.launchers.spec import TrainingJobSpec
 
 Mode = Literal["auto", "inprocess", "subprocess"]
 _ERROR_LINE = re.compile(

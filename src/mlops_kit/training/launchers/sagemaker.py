@@ -30,19 +30,16 @@ from typing import Any, ClassVar
 from mlops_kit._lazy import require
 from mlops_kit.config import Settings
 from mlops_kit.errors import ConfigError
+from mlops_kit.training.launchers.arguments import flatten_config, train_arguments
 from mlops_kit.training.launchers.base import (
     JobHandle,
     JobPhase,
     JobStatus,
     LaunchError,
-    TrainingJobSpec,
     TrainingJobTimeoutError,
     TrainingLauncher,
-    flatten_config,
-    require_image,
-    require_remote_uri,
-    train_arguments,
 )
+from mlops_kit.training.launchers.spec import TrainingJobSpec, require_image, require_remote_uri
 
 log = logging.getLogger("mlops_kit.training.launchers")
 
