@@ -233,6 +233,7 @@ def test_launch_step_tracks_a_remote_bundle(
 ) -> None:
     """launch_eks builds the job spec, waits, copies the bundle back and logs the run."""
     from mlops_kit.components.runtime import training as rt
+    from mlops_kit.components.runtime.training import launch
 
     ts, trained = _trained_bundle(tmp_path, feature_home)
     submitted: list[Any] = []
@@ -259,7 +260,7 @@ def test_launch_step_tracks_a_remote_bundle(
 
             return JobStatus(JobPhase.SUCCEEDED)
 
-    monkeypatch.setattr(rt, "_launcher", lambda backend, settings: FakeLauncher())
+    monkeypatch.setattr(launch, "_launcher", lambda backend, settings: FakeLauncher())
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     model, metrics = Artifact(tmp_path / "launched"), Artifact(tmp_path / "lm")
     rt.launch_eks_step(
