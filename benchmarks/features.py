@@ -39,8 +39,10 @@ import pyarrow as pa
 
 from mlops_kit import storage
 from mlops_kit.config import load_settings
-from mlops_kit.etl.transform import FEATURES_SCHEMA
+from mlops_kit.etl.layout import layout_for
 from mlops_kit.features.store import FeatureClient
+
+FEATURES_SCHEMA = layout_for().features_schema
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- features:start -->", "<!-- features:end -->"

@@ -44,7 +44,9 @@ from mlops_kit.data.synthetic import (
     iter_reading_batches,
 )
 from mlops_kit.etl.bulk import BulkWriter
-from mlops_kit.etl.transform import PARQUET_OPTIONS
+from mlops_kit.etl.layout import layout_for
+
+PARQUET_OPTIONS = layout_for().parquet_options
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

@@ -16,7 +16,13 @@ from mlops_kit.data.synthetic import (
     generate_readings,
     to_raw_records,
 )
-from mlops_kit.etl import read_table, run_etl, write_device_registry
+from mlops_kit.etl import (
+    features_table,
+    read_table,
+    run_etl,
+    warehouse_table,
+    write_device_registry,
+)
 from mlops_kit.etl.warehouse import open_warehouse
 from mlops_kit.ingest.raw_zone import land
 
@@ -51,11 +57,11 @@ def main(home: str) -> dict:
         print(f"  {row['reason']:<18} {row['detail']}")
 
     # 5. processed data and the warehouse table
-    features = read_table(settings, "device_features_hourly")
+    features = read_table(settings, features_table(settings))
     warehouse = open_warehouse(settings.warehouse.url)
     print(
         f"processed readings: {read_table(settings, 'readings').num_rows:,}; hourly features: "
-        f"{features.num_rows:,}; warehouse rows: {warehouse.count(settings.warehouse.table):,}"
+        f"{features.num_rows:,}; warehouse rows: {warehouse.count(warehouse_table(settings)):,}"
     )
     return {"result": result, "injected": dict(raw.injected)}
 

@@ -97,7 +97,9 @@ class WarehouseSettings(_Section):
     secret_arn: str | None = Field(
         None, description="Secrets Manager secret holding the password (aws profile)."
     )
-    table: str = "device_features_hourly"
+    table: str | None = Field(
+        None, description="Table the feature rows load into (default: the dataset spec's table)."
+    )
 
     @field_validator("url")
     @classmethod
@@ -203,14 +205,15 @@ class FeaturesSettings(_Section):
         None,
         description=(
             "Parquet folder the feature views read (default "
-            "<processed_uri>/device_features_hourly, the ETL's output)."
+            "<processed_uri>/<the dataset spec's table>, the ETL's output)."
         ),
     )
-    hourly_ttl_s: int = Field(
-        7200, ge=1, description="TTL of the 1 h window features: older rows are not joined."
-    )
-    daily_ttl_s: int = Field(
-        93600, ge=1, description="TTL of the 24 h window features: older rows are not joined."
+    ttl_s: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "TTL in seconds per feature view, overriding the dataset spec's "
+            "(e.g. {device_hourly: 7200}): older rows are not joined."
+        ),
     )
     service_version: int = Field(
         1, ge=1, description="Version of the FeatureService models are trained and served with."

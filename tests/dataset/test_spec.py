@@ -18,7 +18,7 @@ from mlops_kit.data.spec import (
     load_spec,
     spec_from_dict,
 )
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import catalog_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "datasets"
@@ -34,21 +34,36 @@ def test_bundled_specs_are_the_examples() -> None:
         assert load_spec(EXAMPLES / f"{name}.yaml") == load_spec(name)
 
 
-def test_the_iot_spec_gives_the_feature_catalogue() -> None:
-    spec = default_spec()
-    assert spec.feature_table == catalog.SOURCE_TABLE
-    assert spec.entity.name == catalog.ENTITY and spec.entity.join_key == catalog.JOIN_KEY
-    for view in catalog.VIEWS.values():
-        assert list(spec.view_features(view.name).items()) == list(view.features.items())
-    assert spec.derived_view_name == catalog.DERIVED_VIEW
-    assert list(spec.derived) == list(catalog.DERIVED)
-    assert spec.derived_inputs() == {k: v for k, (v, _) in catalog.DERIVED_INPUTS.items()}
-    for version in catalog.SERVICES:
-        assert spec.service_members(version) == catalog.service_members(version)
+SENSORS = ["temperature", "vibration", "pressure", "humidity", "rpm", "voltage"]
+
+
+def test_the_iot_spec_gives_the_published_feature_catalogue() -> None:
+    """The names models and online clients of the IoT dataset depend on, written out."""
+    cat = catalog_for(default_spec())
+    assert (cat.entity, cat.join_key, cat.source_table) == (
+        "device",
+        "device_id",
+        "device_features_hourly",
+    )
+    for view, w, ttl in (("device_hourly", "1h", 7200), ("device_daily", "24h", 93600)):
+        want = [f"readings_{w}"]
+        want += [f"{s}_{stat}_{w}" for s in SENSORS for stat in ("mean", "std", "max")]
+        want += [f"{s}_count_{w}" for s in SENSORS]
+        assert list(cat.views[view].features) == want
+        assert cat.views[view].ttl_s == ttl
+    assert cat.derived_view == "device_derived"
+    assert list(cat.derived) == [
+        "temperature_delta_1h_24h",
+        "vibration_delta_1h_24h",
+        "temperature_zscore_1h",
+        "voltage_range_24h",
+    ]
+    assert cat.service_name(2) == "device_failure_v2"
+    assert len(cat.service_features(1)) == 19 + 19 + 4
+    assert len(cat.service_features(2)) == 25 + 25 + 4
 
 
 def test_the_iot_expressions_compute_the_on_demand_features() -> None:
-    spec = default_spec()
     inputs: dict[str, list[float | None]] = {
         "temperature_mean_1h": [30.0, None, 21.0],
         "temperature_mean_24h": [20.0, 1.0, 21.0],
@@ -58,9 +73,13 @@ def test_the_iot_expressions_compute_the_on_demand_features() -> None:
         "voltage_max_24h": [240.0, 230.0, 231.0],
         "voltage_mean_24h": [230.0, 230.0, 229.5],
     }
-    want = catalog.derive(inputs)
-    got = {name: expr.evaluate(inputs) for name, expr in spec.expressions().items()}
-    assert got == want
+    got = catalog_for(default_spec()).derive(inputs)
+    assert got == {
+        "temperature_delta_1h_24h": [10.0, None, 0.0],
+        "vibration_delta_1h_24h": [2.0, None, 0.0],
+        "temperature_zscore_1h": [2.0, None, None],
+        "voltage_range_24h": [10.0, 0.0, 1.5],
+    }
 
 
 def test_the_second_dataset_differs_in_every_dimension() -> None:
@@ -134,6 +153,10 @@ BAD = [
         "service.versions.1.views: no view 'machine_week'",
     ),
     ("entity.colour", "red", "entity.colour: unknown field"),
+    ("entity.known_ids", {"source": "values", "values": [" m1"]}, "' m1' is not clean"),
+    ("entity.known_ids", {"source": "values"}, "list the known ids"),
+    ("entity.known_ids", {"values": ["M1"]}, "values need source: values"),
+    ("derived_view", "machine-derived", "derived_view: 'machine-derived' is not a name"),
     ("columns.current.type", "decimal", "columns.current.type"),
 ]
 

@@ -19,7 +19,7 @@ from mlops_kit.config import Settings, load_settings
 from mlops_kit.data.synthetic import device_registry, to_raw_records
 from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import manifests
-from mlops_kit.etl.run import layout_of
+from mlops_kit.etl.run import layout_of, warehouse_table
 from mlops_kit.etl.warehouse import RUNS_TABLE, open_warehouse
 from mlops_kit.ingest.raw_zone import land
 
@@ -134,7 +134,7 @@ def _state(settings: Settings) -> tuple:
         quarantined,
     )
     # every caller has committed a run already, so both tables must exist
-    table = settings.warehouse.table
+    table = warehouse_table(settings)
     assert _warehouse_table_exists(settings, table), f"no warehouse table {table}"
     wh = open_warehouse(settings.warehouse.url or "")
     wh_rows = wh.query(

@@ -16,8 +16,8 @@ from mlops_kit.data.synthetic import BAD_KINDS, to_raw_records
 from mlops_kit.errors import DataQualityError, MlopsKitError
 from mlops_kit.etl import RuleSet, read_table, run_etl
 from mlops_kit.etl.lake import manifests
-from mlops_kit.etl.run import layout_of
-from mlops_kit.etl.transform import hourly_features
+from mlops_kit.etl.run import layout_of, warehouse_table
+from mlops_kit.etl.transform import aggregate
 from mlops_kit.etl.warehouse import open_warehouse
 from mlops_kit.ingest.files import ingest_files
 from mlops_kit.ingest.raw_zone import land
@@ -31,7 +31,7 @@ EXPECTED_REASON = {
     "malformed_json": "malformed_json",
     "duplicate_key": "duplicate_key",
     "future_timestamp": "future_timestamp",
-    "unknown_device": "unknown_device",
+    "unknown_entity": "unknown_entity",
 }
 
 
@@ -86,7 +86,7 @@ def test_rerun_changes_nothing(settings) -> None:
         if not u.endswith(".duckdb") and not u.endswith(".wal")
     }
     wh = open_warehouse(settings.warehouse.url)
-    rows_before = wh.query(f"SELECT * FROM {settings.warehouse.table} ORDER BY 1, 2")
+    rows_before = wh.query(f"SELECT * FROM {warehouse_table(settings)} ORDER BY 1, 2")
     # landing the same bytes again is a no-op, and so is the ETL
     again = land(settings.storage.raw_uri, "files", raw.to_bytes(), "jsonl")
     assert not again.created
@@ -98,7 +98,7 @@ def test_rerun_changes_nothing(settings) -> None:
         if not u.endswith(".duckdb") and not u.endswith(".wal")
     }
     assert after == tree
-    assert wh.query(f"SELECT * FROM {settings.warehouse.table} ORDER BY 1, 2") == rows_before
+    assert wh.query(f"SELECT * FROM {warehouse_table(settings)} ORDER BY 1, 2") == rows_before
 
 
 def test_duplicates_across_runs(settings) -> None:
@@ -212,7 +212,7 @@ def test_incremental_features_match_a_single_run(settings, home, tmp_path) -> No
     land(settings.storage.raw_uri, "files", to_raw_records(second).to_bytes(), "jsonl")
     run_etl(settings, now=NOW)
     got = read_table(settings, "device_features_hourly").drop_columns(["created_at"])
-    want = hourly_features(readings, created_at=NOW).drop_columns(["created_at"])
+    want = aggregate(readings, created_at=NOW).drop_columns(["created_at"])
     order = [("device_id", "ascending"), ("event_timestamp", "ascending")]
     got, want = got.sort_by(order), want.sort_by(order)
     assert got.num_rows == want.num_rows
@@ -221,12 +221,12 @@ def test_incremental_features_match_a_single_run(settings, home, tmp_path) -> No
         b = want[name].to_numpy(zero_copy_only=False)
         assert ((abs(a - b) < 1e-6) | (a != a) & (b != b)).all(), name
     wh = open_warehouse(settings.warehouse.url)
-    assert wh.count(settings.warehouse.table) == want.num_rows
+    assert wh.count(warehouse_table(settings)) == want.num_rows
 
 
 def test_features_never_look_ahead() -> None:
     readings = small_readings(days=1, n_devices=2)
-    features = hourly_features(readings)
+    features = aggregate(readings)
     # the 1 h max at event time T only sees readings in [T - 1h, T)
     row = features.filter(pc.equal(features["device_id"], "dev-0000")).slice(5, 1).to_pylist()[0]
     end = row["event_timestamp"]

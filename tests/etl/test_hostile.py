@@ -166,7 +166,7 @@ def test_release_with_a_declared_encoding(lake: Settings, tmp_path: Path) -> Non
 def test_null_sensor_values_are_not_zeros(lake: Settings, tmp_path: Path) -> None:
     """A null among readings is not averaged as 0; a window without values is null."""
     from mlops_kit.etl.quality import RuleSet, default_rules
-    from mlops_kit.etl.run import FEATURES
+    from mlops_kit.etl.run import features_table
 
     rules = default_rules()
     lenient = RuleSet(
@@ -184,7 +184,7 @@ def test_null_sensor_values_are_not_zeros(lake: Settings, tmp_path: Path) -> Non
     ingest_files([str(path)], lake.storage.raw_uri or "")
     result = run_etl(lake, now=NOW, rules=lenient)
     assert result.loaded == 3
-    (row,) = read_table(lake, FEATURES).to_pylist()
+    (row,) = read_table(lake, features_table(lake)).to_pylist()
     assert row["readings_1h"] == 3
     assert row["temperature_mean_1h"] == pytest.approx(20.0)
     assert row["temperature_count_1h"] == 2

@@ -24,7 +24,9 @@ from hypothesis import settings as hypothesis_settings
 
 from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
-from mlops_kit.etl.transform import FEATURES_SCHEMA
+from mlops_kit.etl.layout import layout_for
+
+FEATURES_SCHEMA = layout_for().features_schema
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -16,6 +16,7 @@ import yaml
 
 from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
+from mlops_kit.data.spec import default_spec
 from mlops_kit.data.synthetic import (
     GeneratorConfig,
     device_registry,
@@ -24,10 +25,12 @@ from mlops_kit.data.synthetic import (
 )
 from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import live_files, open_commits
-from mlops_kit.etl.run import FEATURES, layout_of
+from mlops_kit.etl.run import layout_of
 from mlops_kit.features.errors import SourceNotCommittedError
 from mlops_kit.features.store import FeatureClient
 from mlops_kit.ingest.raw_zone import land
+
+FEATURES = default_spec().feature_table
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 NOW = datetime(2026, 1, 5, tzinfo=timezone.utc)

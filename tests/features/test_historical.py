@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mlops_kit import storage
 from mlops_kit.config import load_settings
+from mlops_kit.data.spec import default_spec
 from mlops_kit.data.synthetic import (
     GeneratorConfig,
     device_registry,
@@ -26,8 +27,7 @@ from mlops_kit.data.synthetic import (
 )
 from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import live_files
-from mlops_kit.etl.run import FEATURES, layout_of
-from mlops_kit.features import catalog
+from mlops_kit.etl.run import layout_of
 from mlops_kit.features.errors import (
     DuplicateFeatureRowsError,
     SchemaDriftError,
@@ -38,6 +38,8 @@ from mlops_kit.features.store import FeatureClient
 from mlops_kit.ingest.raw_zone import land
 
 from .conftest import PIT_SETTINGS, T0, feature_table, write_features
+
+FEATURES = default_spec().feature_table
 
 DEVICES = ["a", "b", "c"]
 REFS = [
@@ -90,7 +92,7 @@ def reference(
 def _client(home: Path, source: str, **extra: Any) -> FeatureClient:
     s = load_settings(
         home=home,
-        features={"source_uri": source, "hourly_ttl_s": 7200, "daily_ttl_s": 93600},
+        features={"source_uri": source, "ttl_s": {"device_hourly": 7200, "device_daily": 93600}},
         **extra,
     )
     return FeatureClient(s)
@@ -506,4 +508,4 @@ def test_materialize_is_incremental(tmp_path: Path) -> None:
     online = client.online(["a", "b"], ["readings_1h"])
     assert online.columns["readings_1h"] == [0 * 7 + 2, 3 * 7 + 2]  # rows "later"/0 and b@2h
     assert isinstance(datetime.fromisoformat(second.end), datetime)
-    assert catalog.JOIN_KEY in online.columns
+    assert "device_id" in online.columns

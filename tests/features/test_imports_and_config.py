@@ -10,7 +10,7 @@ import pytest
 
 from mlops_kit.config import load_settings
 from mlops_kit.errors import ConfigError
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import catalog_for
 from mlops_kit.features.config import placement, registry_env, repo_config_dict
 from mlops_kit.features.errors import UnknownFeatureError
 
@@ -88,6 +88,7 @@ def test_feature_settings_are_validated() -> None:
 
 
 def test_unknown_feature_lists_available() -> None:
+    catalog = catalog_for()
     with pytest.raises(UnknownFeatureError) as info:
         catalog.resolve_features(["temperature_mean_1h", "bogus"], 1)
     assert info.value.unknown == ["bogus"]

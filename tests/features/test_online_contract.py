@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mlops_kit.config import load_settings
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import catalog_for
 from mlops_kit.features.errors import UnknownFeatureError
 from mlops_kit.features.store import FeatureClient
 
@@ -45,7 +45,11 @@ def client(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FeatureClient]:
     root: Path = tmp_path_factory.mktemp(f"online-{request.param}")
-    features: dict[str, Any] = {"online_store": request.param}
+    # feature rows written straight as Parquet, in a folder the ETL does not manage
+    features: dict[str, Any] = {
+        "online_store": request.param,
+        "source_uri": str(root / "feature-rows"),
+    }
     aws: dict[str, Any] = {}
     if request.param == "dynamodb":
         features["dynamodb_table"] = f"t{uuid.uuid4().hex[:8]}"
@@ -65,8 +69,8 @@ def test_values_are_the_newest_rows(client: FeatureClient) -> None:
     res = client.online(DEVICES)
     assert res.missing == []
     for i, dev in enumerate(DEVICES):
-        for view in (catalog.HOURLY.name, catalog.DAILY.name):
-            for name in catalog.service_members(1)[view]:
+        for view in ("device_hourly", "device_daily"):
+            for name in catalog_for().service_members(1)[view]:
                 assert res.columns[name][i] == expected[dev][name], (dev, name)
 
 

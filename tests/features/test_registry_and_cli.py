@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlops_kit.config import load_settings
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import catalog_for
 from mlops_kit.features.store import FeatureClient
 
 from .conftest import T0, feature_table, write_features
@@ -26,7 +26,9 @@ def test_sql_registry_on_postgres(tmp_path: Path, postgres_url: str) -> None:
     with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {db}")
     url = postgres_url.rsplit("/", 1)[0] + f"/{db}"
-    settings = load_settings(home=tmp_path, features={"registry": url})
+    settings = load_settings(
+        home=tmp_path, features={"registry": url, "source_uri": str(tmp_path / "feature-rows")}
+    )
     client = FeatureClient(settings)
     write_features(client.placement.source_uri, feature_table([("a", T0 + timedelta(hours=1))]))
     applied = client.apply()
@@ -34,8 +36,8 @@ def test_sql_registry_on_postgres(tmp_path: Path, postgres_url: str) -> None:
     assert client.materialize(T0 + timedelta(hours=2)).status == "materialized"
 
     other = FeatureClient(settings)  # a second process's view of the same registry
-    service = other.store.get_feature_service(catalog.service_name(1))
-    assert service.tags == {"version": "1"}
+    service = other.store.get_feature_service(catalog_for().service_name(1))
+    assert service.tags == {"version": "1", "dataset": "iot_readings"}
     assert sorted(fv.name for fv in other.store.list_feature_views()) == [
         "device_daily",
         "device_hourly",

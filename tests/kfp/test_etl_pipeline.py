@@ -10,7 +10,7 @@ import pytest
 from mlops_kit import storage
 from mlops_kit.etl import read_table
 from mlops_kit.etl.lake import manifests
-from mlops_kit.etl.run import layout_of
+from mlops_kit.etl.run import layout_of, warehouse_table
 from mlops_kit.etl.warehouse import open_warehouse
 
 pytest.importorskip("kfp")
@@ -74,7 +74,7 @@ def test_etl_pipeline_lands_checks_and_loads_then_noops(kfp_local: Path, lake, a
     features = read_table(settings, "device_features_hourly")
     assert features.num_rows == meta["feature_rows"] > 0
     warehouse = open_warehouse(settings.warehouse.url or "")
-    assert warehouse.count(settings.warehouse.table) == meta["warehouse_rows_upserted"] > 0
+    assert warehouse.count(warehouse_table(settings)) == meta["warehouse_rows_upserted"] > 0
     assert warehouse.loaded_runs() == [meta["run_id"]]
     quarantine = storage.list_files(settings.storage.quarantine_uri or "", ".parquet")
     assert sum(storage.read_parquet(f).num_rows for f in quarantine) == acc["quarantined"]

@@ -176,7 +176,9 @@ def test_dynamodb_table_is_the_prefix_of_the_terraform_tables(
 ) -> None:
     """Feast, configured from the outputs, names exactly the tables Terraform created."""
     from mlops_kit.config import Settings
-    from mlops_kit.features.catalog import VIEWS
+    from mlops_kit.features.catalog import catalog_for
+
+    VIEWS = catalog_for().views
     from mlops_kit.features.config import repo_config_dict
 
     monkeypatch.chdir(tmp_path)
@@ -189,7 +191,9 @@ def test_dynamodb_table_is_the_prefix_of_the_terraform_tables(
 
 def test_terraform_feature_views_match_the_catalog() -> None:
     """The data module's default feature_views are the catalog's views: one table each."""
-    from mlops_kit.features.catalog import VIEWS
+    from mlops_kit.features.catalog import catalog_for
+
+    VIEWS = catalog_for().views
 
     variables = (TERRAFORM_DIR / "modules" / "data" / "variables.tf").read_text()
     block = re.search(r'variable "feature_views" \{.*?^\}', variables, re.MULTILINE | re.DOTALL)

@@ -43,6 +43,7 @@ def run_demo(
         to_raw_records,
     )
     from mlops_kit.etl import run_etl, write_device_registry
+    from mlops_kit.etl.run import warehouse_table
     from mlops_kit.etl.warehouse import open_warehouse
     from mlops_kit.ingest.api import ApiSourceConfig, ingest_api
     from mlops_kit.ingest.files import ingest_files
@@ -179,15 +180,14 @@ def run_demo(
     console.print(f"quality report: {result.report_html_uri}")
 
     # 3. the warehouse
+    wh_table = warehouse_table(settings)
     wh = open_warehouse(settings.warehouse.url or "")
     rows = wh.query(
         f"SELECT device_id, event_timestamp, round(temperature_mean_24h, 2), "
-        f"round(vibration_max_1h, 2), readings_24h FROM {settings.warehouse.table} "
+        f"round(vibration_max_1h, 2), readings_24h FROM {wh_table} "
         "ORDER BY vibration_max_1h DESC LIMIT 5"
     )
-    wtable = Table(
-        title=f"warehouse {settings.warehouse.table}: {wh.count(settings.warehouse.table):,} rows (top vibration)"
-    )
+    wtable = Table(title=f"warehouse {wh_table}: {wh.count(wh_table):,} rows (top vibration)")
     for col in ("device", "hour ending", "temp mean 24h", "vib max 1h", "readings 24h"):
         wtable.add_column(col)
     for dev, hour, temp, vib, count in rows:

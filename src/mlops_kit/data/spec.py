@@ -199,6 +199,18 @@ class ServiceSpec(_Model):
     versions: dict[int, ServiceVersion]
 
 
+def _int_type(col: ColumnSpec) -> Any:
+    """The narrowest signed integer type that holds the declared range (int64 without one)."""
+    import pyarrow as pa
+
+    if col.min is None or col.max is None:
+        return pa.int64()
+    for bits, typ in ((8, pa.int8()), (16, pa.int16()), (32, pa.int32())):
+        if -(2 ** (bits - 1)) <= col.min and col.max < 2 ** (bits - 1):
+            return typ
+    return pa.int64()
+
+
 class DatasetSpec(_Model):
     """One dataset: entity, event time, columns, label, aggregations, views and service."""
 
@@ -302,7 +314,12 @@ class DatasetSpec(_Model):
         return {"name": self.name, "version": self.version, "digest": self.digest()}
 
     def arrow_schema(self) -> Any:
-        """The typed records: join key, event time, the columns in canonical units."""
+        """The typed records: join key, event time, the columns in canonical units.
+
+        Value columns are nullable in the schema whatever the spec says: ``nullable:
+        false`` is enforced by the quality rules, and files written before a column
+        became required still read with the same schema.
+        """
         import pyarrow as pa
 
         types = {
@@ -313,13 +330,14 @@ class DatasetSpec(_Model):
             "category": pa.string(),
             "timestamp": pa.timestamp("us", tz="UTC"),
         }
-        return pa.schema(
-            [
-                pa.field(self.entity.join_key, pa.string(), nullable=False),
-                pa.field(self.event_time.column, pa.timestamp("us", tz="UTC"), nullable=False),
-                *[pa.field(n, types[c.type], nullable=c.nullable) for n, c in self.columns.items()],
-            ]
-        )
+        fields = [
+            pa.field(self.entity.join_key, pa.string(), nullable=False),
+            pa.field(self.event_time.column, pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+        for name, col in self.columns.items():
+            typ = _int_type(col) if col.type == "int" else types[col.type]
+            fields.append(pa.field(name, typ))
+        return pa.schema(fields)
 
     # ----------------------------------------------------------- validation
     def problems(self) -> list[str]:

@@ -16,6 +16,27 @@ def problems(spec: DatasetSpec) -> list[str]:
     for field, name in names.items():
         if not NAME_PATTERN.match(name):
             out.append(f"{field}: {name!r} is not a name; use letters, digits and _")
+    known = spec.entity.known_ids
+    if known.source == "values":
+        if not known.values:
+            out.append("entity.known_ids.values: list the known ids, or use source: none")
+        clean = {
+            "none": lambda v: v,
+            "strip": str.strip,
+            "strip_lower": lambda v: v.strip().lower(),
+            "strip_upper": lambda v: v.strip().upper(),
+        }[spec.entity.clean]
+        dirty = [v for v in known.values if clean(v) != v]
+        if dirty:
+            out.append(
+                f"entity.known_ids.values: {dirty[0]!r} is not clean under "
+                f"clean: {spec.entity.clean} (ids are compared after cleaning); write "
+                f"{clean(dirty[0])!r}"
+            )
+    elif known.values:
+        out.append("entity.known_ids.values: values need source: values")
+    if spec.derived_view is not None and not NAME_PATTERN.match(spec.derived_view):
+        out.append(f"derived_view: {spec.derived_view!r} is not a name")
     if key == ts:
         out.append(f"event_time.column: {ts!r} is also the entity's join key; use two columns")
     for name, col in spec.columns.items():

@@ -30,7 +30,7 @@ BAD_KINDS = (
     "malformed_json",
     "duplicate_key",
     "future_timestamp",
-    "unknown_device",
+    "unknown_entity",
 )
 """Kinds of bad record the generator can inject (raw JSON form)."""
 
@@ -222,7 +222,7 @@ def to_raw_records(
             rec[field_] = rec[field_] + 1.0
         elif kind == "future_timestamp":
             rec["ts"] = future.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        elif kind == "unknown_device":
+        elif kind == "unknown_entity":
             rec["device_id"] = f"dev-9{i:06d}"
         lines.append(json.dumps(rec))
     return RawBatch(lines=lines, clean_rows=clean, injected=injected)
@@ -231,7 +231,7 @@ def to_raw_records(
 def inject_typed_bad(table: pa.Table, rate: float, seed: int = 13) -> tuple[pa.Table, Counter[str]]:
     """Corrupt ``rate`` of typed rows in place (vectorised, for large volumes).
 
-    Kinds: ``null`` and ``out_of_range`` sensors, ``unknown_device``, ``future_timestamp``
+    Kinds: ``null`` and ``out_of_range`` sensors, ``unknown_entity``, ``future_timestamp``
     (the kinds that survive typing; malformed JSON and wrong types only exist in raw
     form, see :func:`to_raw_records`).
     """
@@ -257,6 +257,6 @@ def inject_typed_bad(table: pa.Table, rate: float, seed: int = 13) -> tuple[pa.T
     cols["ts"] = pc.if_else(ts_mask, pa.scalar(future, table["ts"].type), cols["ts"])
     counts["null"] = int(null_mask.sum())
     counts["out_of_range"] = int((bad & (kind == 1)).sum())
-    counts["unknown_device"] = int((bad & (kind == 2)).sum())
+    counts["unknown_entity"] = int((bad & (kind == 2)).sum())
     counts["future_timestamp"] = int((bad & (kind == 3)).sum())
     return pa.table(cols, schema=table.schema), counts

@@ -26,9 +26,9 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops_kit.data.schema import READING_SCHEMA
+from mlops_kit.etl.layout import RecordLayout, layout_for
 from mlops_kit.etl.quality import RuleSet, check, default_rules
-from mlops_kit.etl.transform import PARQUET_OPTIONS, normalise, to_readings
+from mlops_kit.etl.transform import normalise, to_readings
 
 
 @dataclass
@@ -44,7 +44,11 @@ class BulkResult:
 
 
 class BulkWriter:
-    """Validate, transform and write batches to ``<out_dir>/valid.parquet`` (local paths)."""
+    """Validate, transform and write batches to ``<out_dir>/valid.parquet`` (local paths).
+
+    ``layout`` is the dataset's (default: the bundled default spec's); ``rules`` default
+    to the rules its spec declares.
+    """
 
     def __init__(
         self,
@@ -52,17 +56,21 @@ class BulkWriter:
         now: datetime,
         references: dict[str, pa.Array],
         rules: RuleSet | None = None,
+        layout: RecordLayout | None = None,
     ) -> None:
         os.makedirs(out_dir, exist_ok=True)
+        self.layout = layout or layout_for()
         self.out_dir = out_dir
         self.now = now
         self.references = references
-        self.rules = rules or default_rules()
+        self.rules = (rules or default_rules(self.layout.spec)).keyed(self.layout.spec)
         self.result = BulkResult()
         token = uuid.uuid4().hex
         self._valid_tmp = os.path.join(out_dir, f".valid.parquet.tmp-{token}")
         self._bad_tmp = os.path.join(out_dir, f".quarantine.parquet.tmp-{token}")
-        self._valid = pq.ParquetWriter(self._valid_tmp, READING_SCHEMA, **PARQUET_OPTIONS)
+        self._valid = pq.ParquetWriter(
+            self._valid_tmp, self.layout.reading_schema, **self.layout.parquet_options
+        )
         self._bad: pq.ParquetWriter | None = None
         self._queue: queue.Queue[tuple[pa.Table, pa.Table] | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
@@ -79,7 +87,7 @@ class BulkWriter:
             valid, quarantined = item
             try:
                 t0 = time.perf_counter()
-                readings = to_readings(valid)
+                readings = to_readings(valid, self.layout)
                 t1 = time.perf_counter()
                 self._valid.write_table(readings)
                 if quarantined.num_rows:
@@ -100,7 +108,7 @@ class BulkWriter:
         self._raise_pending()
         r = self.result
         t0 = time.perf_counter()
-        typed = normalise(batch)
+        typed = normalise(batch, self.layout)
         t1 = time.perf_counter()
         parts: dict[str, float] = {}
         q = check(typed, self.rules, now=self.now, references=self.references, timings=parts)

@@ -27,7 +27,6 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 
 from mlops_kit import storage
-from mlops_kit.data.schema import READING_SCHEMA, SENSORS
 from mlops_kit.etl.decode import (
     EpochUnit,
     ObjectRejected,
@@ -40,38 +39,11 @@ from mlops_kit.etl.decode import (
     open_text,
     parse_timestamp,
 )
+from mlops_kit.etl.layout import RecordLayout, layout_for
 from mlops_kit.ingest.raw_zone import format_of
 
 if TYPE_CHECKING:
     from mlops_kit.config import Settings
-
-RAW_FIELDS: tuple[str, ...] = (*READING_SCHEMA.names, "temperature_unit")
-_NUMERIC = (*SENSORS, "failure")
-
-EXTRACTED_SCHEMA = pa.schema(
-    [
-        pa.field("device_id", pa.string()),
-        pa.field("ts", pa.timestamp("us", tz="UTC")),
-        *[pa.field(name, pa.float64()) for name in SENSORS],
-        pa.field("failure", pa.float64()),
-        pa.field("temperature_unit", pa.string()),
-        pa.field("_source", pa.dictionary(pa.int32(), pa.string())),
-        pa.field("_line", pa.int64()),
-        pa.field("_record", pa.int64()),
-    ]
-)
-"""Typed columns plus lineage: the raw object (dictionary-encoded: one value per object),
-the line its record starts on (1-based) and its position among the object's records
-(0-based)."""
-
-_STRING_SCHEMA = pa.schema(
-    [
-        pa.field("device_id", pa.string()),
-        pa.field("ts", pa.string()),
-        *[pa.field(name, pa.float64()) for name in _NUMERIC],
-        pa.field("temperature_unit", pa.string()),
-    ]
-)
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -85,29 +57,36 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 """One row per rejected record: why, which field, and the record as received."""
 
-_TS_HELP = (
-    "ts must be ISO 8601 (e.g. 2026-01-01T00:00:00Z; without an offset it is read in "
-    "parse.naive_timezone) or an epoch number in s, ms, us or ns"
-)
+_TRUE = frozenset({"true", "1", "yes", "t", "y"})
+_FALSE = frozenset({"false", "0", "no", "f", "n"})
 
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How raw objects are read (from ``settings.parse``, or a release's declaration)."""
+    """How raw objects are read (from ``settings.parse``, or a release's declaration),
+    and what a record holds (the layout of the settings' dataset spec)."""
 
     encoding: str | None = None
     epoch_unit: EpochUnit = "auto"
     naive_timezone: tzinfo | None = timezone.utc
+    layout: RecordLayout = field(default_factory=layout_for)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReadOptions:
+        from mlops_kit.data.spec import spec_of
+
         p = settings.parse
-        return cls(encoding=p.encoding, epoch_unit=p.epoch_unit, naive_timezone=p.zone())
+        return cls(
+            encoding=p.encoding,
+            epoch_unit=p.epoch_unit,
+            naive_timezone=p.zone(),
+            layout=layout_for(spec_of(settings)),
+        )
 
     def with_encoding(self, encoding: str | None) -> ReadOptions:
         if not encoding:
             return self
-        return ReadOptions(encoding, self.epoch_unit, self.naive_timezone)
+        return ReadOptions(encoding, self.epoch_unit, self.naive_timezone, self.layout)
 
 
 @dataclass
@@ -165,6 +144,29 @@ def _reject(reason: str, fld: str | None, detail: str, record: str, src: str, li
 
 
 # ---------------------------------------------------------------- typing one record
+def _type_time(
+    name: str, value: Any, opts: ReadOptions
+) -> tuple[datetime | None, tuple[str, str, str] | None]:
+    help_text = opts.layout.ts_help.replace(opts.layout.time, name, 1)
+    if isinstance(value, datetime):
+        zone = opts.naive_timezone
+        if value.tzinfo is None and zone is None:
+            return None, ("invalid_timestamp", name, help_text)
+        return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(
+            timezone.utc
+        ), None
+    if isinstance(value, date):
+        return None, (
+            "invalid_timestamp",
+            name,
+            f"{name} is a date ({value}), not a time; {help_text}",
+        )
+    parsed = parse_timestamp(value, opts.epoch_unit, opts.naive_timezone)
+    if parsed is None:
+        return None, ("invalid_timestamp", name, f"got {value!r}: {help_text}")
+    return parsed, None
+
+
 def _type_record(
     rec: dict[str, Any], opts: ReadOptions, text_values: bool
 ) -> tuple[dict[str, Any] | None, tuple[str, str, str] | None]:
@@ -172,34 +174,30 @@ def _type_record(
 
     ``text_values``: numbers may arrive as text (CSV, a string column in Parquet).
     """
+    layout = opts.layout
     out: dict[str, Any] = {}
-    dev = rec.get("device_id")
-    if dev is not None and not isinstance(dev, str):
-        if text_values and isinstance(dev, (int, float)) and not isinstance(dev, bool):
-            dev = str(dev)
-        else:
-            return None, (
-                "wrong_type",
-                "device_id",
-                f"device_id must be a string, got {type(dev).__name__}",
-            )
-    out["device_id"] = dev
-    ts = rec.get("ts")
-    if ts is None:
-        out["ts"] = None
-    elif isinstance(ts, datetime):
-        zone = opts.naive_timezone
-        if ts.tzinfo is None and zone is None:
-            return None, ("invalid_timestamp", "ts", _TS_HELP)
-        out["ts"] = (ts if ts.tzinfo else ts.replace(tzinfo=zone)).astimezone(timezone.utc)
-    elif isinstance(ts, date):
-        return None, ("invalid_timestamp", "ts", f"ts is a date ({ts}), not a time; {_TS_HELP}")
-    else:
-        parsed = parse_timestamp(ts, opts.epoch_unit, opts.naive_timezone)
-        if parsed is None:
-            return None, ("invalid_timestamp", "ts", f"got {ts!r}: {_TS_HELP}")
-        out["ts"] = parsed
-    for name in _NUMERIC:
+    for name in (layout.key, *layout.texts):
+        v = rec.get(name)
+        if v is not None and not isinstance(v, str):
+            if text_values and isinstance(v, (int, float)) and not isinstance(v, bool):
+                v = str(v)
+            else:
+                return None, (
+                    "wrong_type",
+                    name,
+                    f"{name} must be a string, got {type(v).__name__}",
+                )
+        out[name] = v
+    for name in (layout.time, *layout.times):
+        v = rec.get(name)
+        if v is None:
+            out[name] = None
+            continue
+        typed_time, problem = _type_time(name, v, opts)
+        if problem is not None:
+            return None, problem
+        out[name] = typed_time
+    for name in layout.numeric:
         v = rec.get(name)
         if v is None:
             out[name] = None
@@ -217,11 +215,23 @@ def _type_record(
             )
         if not math.isfinite(v):
             return None, ("wrong_type", name, f"{name} must be a finite number, got {v!r}")
+        if name in layout.integers and not float(v).is_integer():
+            return None, ("wrong_type", name, f"{name} must be a whole number, got {v!r}")
         out[name] = float(v)
-    unit = rec.get("temperature_unit")
-    if unit is not None and not isinstance(unit, str):
-        return None, ("wrong_type", "temperature_unit", "temperature_unit must be a string")
-    out["temperature_unit"] = unit
+    for name in layout.booleans:
+        v = rec.get(name)
+        if isinstance(v, str) and text_values and v.strip().lower() in _TRUE | _FALSE:
+            v = v.strip().lower() in _TRUE
+        elif isinstance(v, int) and not isinstance(v, bool) and v in (0, 1):
+            v = bool(v)
+        if v is not None and not isinstance(v, bool):
+            return None, ("wrong_type", name, f"{name} must be true or false, got {v!r}")
+        out[name] = v
+    for name in layout.unit_fields:
+        unit = rec.get(name)
+        if unit is not None and not isinstance(unit, str):
+            return None, ("wrong_type", name, f"{name} must be a string")
+        out[name] = unit
     return out, None
 
 
@@ -237,7 +247,9 @@ def _records_path(
     ``note_extra_keys``: note keys beyond the schema found in the records (JSON); CSV and
     Parquet note them once from their header or schema instead.
     """
-    cols: dict[str, list] = {name: [] for name in EXTRACTED_SCHEMA.names if name != "_source"}
+    schema = opts.layout.extracted_schema
+    raw_fields = set(opts.layout.raw_fields)
+    cols: dict[str, list] = {name: [] for name in schema.names if name != "_source"}
     rejected: list[dict] = []
     outcome = ObjectOutcome(src)
     extra: Counter[str] = Counter()
@@ -250,7 +262,7 @@ def _records_path(
             rejected.append(_reject(reason, None, detail, rec.text, src, rec.line))
             continue
         value = rec.value
-        extra.update(k for k in value if k not in RAW_FIELDS)
+        extra.update(k for k in value if k not in raw_fields)
         typed, problem = _type_record(value, opts, text_values)
         if problem is not None:
             reason, fld, detail = problem
@@ -263,7 +275,7 @@ def _records_path(
         cols["_line"].append(rec.line)
         cols["_record"].append(rec.ordinal)
     data = {**cols, "_source": _source_column(src, len(cols["_line"]))}
-    rows = pa.table({name: data[name] for name in EXTRACTED_SCHEMA.names}, schema=EXTRACTED_SCHEMA)
+    rows = pa.table({name: data[name] for name in schema.names}, schema=schema)
     outcome.records, outcome.rejected = n_in, len(rejected)
     if extra and note_extra_keys:
         outcome.notes.append(_extra_note(sorted(extra), f"in {max(extra.values())} records"))
@@ -284,7 +296,7 @@ def _extra_note(columns: list[str], where: str) -> dict[str, Any]:
     return {
         "kind": "extra_columns",
         "columns": columns,
-        "detail": f"column(s) {', '.join(columns)} are not in the reading schema ({where}): "
+        "detail": f"column(s) {', '.join(columns)} are not in the dataset spec ({where}): "
         "they are not loaded and stay in the raw zone",
     }
 
@@ -301,9 +313,9 @@ def _with_lineage(table: pa.Table, src: str, first_line: int = 1) -> pa.Table:
     return table.append_column("_record", pa.array(np.arange(n, dtype=np.int64)))
 
 
-def _typed_ts(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
-    """The ``ts`` column as UTC timestamps; None when any value does not convert."""
-    col = table["ts"]
+def _typed_time(table: pa.Table, name: str, opts: ReadOptions) -> pa.Table | None:
+    """Column ``name`` as UTC timestamps; None when any value does not convert."""
+    col = table[name]
     if pa.types.is_timestamp(col.type):
         if col.type.tz is None:
             zone = opts.naive_timezone
@@ -326,31 +338,66 @@ def _typed_ts(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
         return None
     if ts.null_count != col.null_count:
         return None
-    return table.set_column(table.schema.get_field_index("ts"), "ts", ts)
+    return table.set_column(table.schema.get_field_index(name), name, ts)
+
+
+def _bool_column(col: Any) -> Any:
+    """A boolean column from booleans, 0/1 integers or true/false text; None otherwise."""
+    if pa.types.is_boolean(col.type) or pa.types.is_null(col.type):
+        return pc.cast(col, pa.bool_())
+    if pa.types.is_integer(col.type):
+        if not pc.all(pc.fill_null(pc.is_in(col, pa.array([0, 1], col.type)), True)).as_py():
+            return None
+        return pc.cast(col, pa.bool_())
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        text = pc.utf8_lower(pc.utf8_trim_whitespace(col))
+        known = pc.is_in(text, pa.array(sorted(_TRUE | _FALSE)))
+        if not pc.all(pc.fill_null(known, True)).as_py():
+            return None
+        truth = pc.is_in(text, pa.array(sorted(_TRUE)))
+        return pc.if_else(pc.is_null(text), pa.scalar(None, pa.bool_()), truth)
+    return None
 
 
 def _cast_columns(table: pa.Table, opts: ReadOptions) -> pa.Table | None:
-    """Raw columns to the reading types, vectorised; None when any value needs a look."""
+    """Raw columns to the extracted types, vectorised; None when any value needs a look."""
+    layout = opts.layout
+    times = {layout.time, *layout.times}
     cols = {}
     try:
-        for f in _STRING_SCHEMA:
+        for f in layout.text_schema:
             if f.name not in table.column_names:
                 cols[f.name] = pa.nulls(table.num_rows, f.type)
-            elif f.name == "ts":
-                cols[f.name] = table[f.name]
+                continue
+            col = table[f.name]
+            if f.name in times:
+                cols[f.name] = col
+            elif f.name in layout.booleans:
+                cols[f.name] = _bool_column(col)
+                if cols[f.name] is None:
+                    return None
             else:
-                col = table[f.name]
-                if f.name in _NUMERIC and pa.types.is_boolean(col.type):
+                numeric = f.name in layout.numeric
+                if numeric and pa.types.is_boolean(col.type):
                     return None
                 cast = pc.cast(col, f.type)
-                if f.name in _NUMERIC and cast.null_count < len(cast):
+                if numeric and cast.null_count < len(cast):
                     finite = pc.is_finite(cast)
                     if not pc.all(pc.fill_null(finite, True)).as_py():
                         return None
+                    if f.name in layout.integers:
+                        whole = pc.equal(pc.floor(cast), cast)
+                        if not pc.all(pc.fill_null(whole, True)).as_py():
+                            return None
                 cols[f.name] = cast
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return _typed_ts(pa.table(cols), opts)
+    out: pa.Table | None = pa.table(cols)
+    for name in (layout.time, *layout.times):
+        if out is None:
+            return None
+        out = _typed_time(out, name, opts)
+    return out
 
 
 def _lines_match(data: bytes, rows: int) -> bool:
@@ -384,14 +431,14 @@ def _extract_json_text(text: str, raw: bytes, src: str, opts: ReadOptions) -> Ex
             table = pjson.read_json(
                 io.BytesIO(raw),
                 parse_options=pjson.ParseOptions(
-                    explicit_schema=_STRING_SCHEMA, unexpected_field_behavior="error"
+                    explicit_schema=opts.layout.text_schema, unexpected_field_behavior="error"
                 ),
             )
-            typed = _typed_ts(table, opts)
+            typed = _cast_columns(table, opts)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             typed = None
         if typed is not None and _lines_match(raw, typed.num_rows):
-            rows = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
+            rows = _with_lineage(typed, src).cast(opts.layout.extracted_schema)
             return Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
     return _records_path(json_records(text), src, opts, text_values=False)
 
@@ -401,20 +448,21 @@ def extract_csv(data: bytes, src: str, opts: ReadOptions | None = None) -> Extra
     opts = opts or ReadOptions()
     text, read_as = open_text(data, opts.encoding)
     header, header_lines = csv_header(text)
-    known = [c for c in header if c in RAW_FIELDS]
+    raw_fields = opts.layout.raw_fields
+    known = [c for c in header if c in raw_fields]
     if not known:
         shown = ", ".join(repr(c[:40]) for c in header[:6]) or "nothing"
         raise ObjectRejected(
             "missing_header",
-            f"the first line must name the columns ({', '.join(RAW_FIELDS)}); found {shown}",
+            f"the first line must name the columns ({', '.join(raw_fields)}); found {shown}",
         )
-    extra = [c for c in header if c not in RAW_FIELDS]
+    extra = [c for c in header if c not in raw_fields]
     out = None
     raw = _utf8(data, text, read_as)
     if header_lines == 1 and len(set(header)) == len(header):
         typed = _csv_fast(raw, header, opts, block=4 * (text.find("\n") + 1))
         if typed is not None and _lines_match(raw, typed.num_rows + 1):
-            rows = _with_lineage(typed, src, first_line=2).cast(EXTRACTED_SCHEMA)
+            rows = _with_lineage(typed, src, first_line=2).cast(opts.layout.extracted_schema)
             out = Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
     if out is None:
         out = _records_path(csv_records(text), src, opts, text_values=True, note_extra_keys=False)
@@ -429,9 +477,10 @@ def _csv_fast(raw: bytes, header: list[str], opts: ReadOptions, block: int) -> p
     times parsed by the reader), then as text cast afterwards (epochs, naive times);
     None when a value needs the per-record path."""
     typed_columns: dict[str, pa.DataType] = {name: pa.string() for name in header}
-    typed_columns.update({n: pa.float64() for n in _NUMERIC if n in typed_columns})
-    if "ts" in typed_columns:
-        typed_columns["ts"] = pa.timestamp("us", tz="UTC")
+    layout = opts.layout
+    typed_columns.update({n: pa.float64() for n in layout.numeric if n in typed_columns})
+    if layout.time in typed_columns:
+        typed_columns[layout.time] = pa.timestamp("us", tz="UTC")
     for column_types in (typed_columns, {name: pa.string() for name in header}):
         try:
             table = pcsv.read_csv(
@@ -470,10 +519,10 @@ def extract_parquet(data: bytes, src: str, opts: ReadOptions | None = None) -> E
     """Typed rows of a Parquet object; timestamps of any unit, integer epochs or text."""
     opts = opts or ReadOptions()
     table, read_as = open_parquet(data)
-    extra = [c for c in table.column_names if c not in RAW_FIELDS]
+    extra = [c for c in table.column_names if c not in opts.layout.raw_fields]
     typed = _cast_columns(table, opts)
     if typed is not None:
-        rows = _with_lineage(typed, src).cast(EXTRACTED_SCHEMA)
+        rows = _with_lineage(typed, src).cast(opts.layout.extracted_schema)
         out = Extracted(rows, [], rows.num_rows, [ObjectOutcome(src, rows.num_rows)])
     else:
         records = (
@@ -499,7 +548,7 @@ def extract_object(uri: str, opts: ReadOptions | None = None) -> Extracted:
         return _EXTRACTORS[format_of(uri)](data, uri, opts)
     except ObjectRejected as exc:
         outcome = ObjectOutcome(uri, reason=exc.reason, detail=exc.detail)
-        return Extracted(rows=EXTRACTED_SCHEMA.empty_table(), objects=[outcome])
+        return Extracted(rows=opts.layout.extracted_schema.empty_table(), objects=[outcome])
 
 
 def extract(
@@ -512,7 +561,7 @@ def extract(
     per_object = per_object or {}
     parts = [extract_object(uri, per_object.get(uri, opts)) for uri in uris]
     if not parts:
-        return Extracted(rows=EXTRACTED_SCHEMA.empty_table())
+        return Extracted(rows=opts.layout.extracted_schema.empty_table())
     return Extracted(
         rows=pa.concat_tables([p.rows for p in parts]),
         rejected=[r for p in parts for r in p.rejected],

@@ -14,8 +14,11 @@ Example (YAML)::
       - {kind: range, column: temperature, min: -40, max: 150}
       - {kind: accepted_values, column: temperature_unit, values: [C, F, K]}
       - {kind: freshness, column: ts, max_future_skew_s: 300, max_age_days: 3650}
-      - {kind: referential, column: device_id}
+      - {kind: referential, column: device_id, entity: device}
+      - {kind: pattern, column: site, pattern: "^[A-Z]{3}-[0-9]+$"}
     unique_key: [device_id, ts]
+
+:func:`default_rules` derives the rule set of a dataset spec from its column facts.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_kit.data.schema import RANGES, SENSORS, UNITS
+from mlops_kit.data.spec import DatasetSpec, default_spec
 
 
 class _Rule(BaseModel):
@@ -53,6 +56,7 @@ class Range(_Rule):
     column: str
     min: float | None = None
     max: float | None = None
+    unit: str | None = None
 
 
 class AcceptedValues(_Rule):
@@ -67,7 +71,7 @@ class Freshness(_Rule):
     """Event times may not lie in the future (beyond a skew) nor be older than an age."""
 
     kind: Literal["freshness"] = "freshness"
-    column: str = "ts"
+    column: str
     max_future_skew_s: int = 300
     max_age_days: int = 3650
 
@@ -76,12 +80,22 @@ class Referential(_Rule):
     """Values must exist in a reference table (the known devices), given at run time."""
 
     kind: Literal["referential"] = "referential"
-    column: str = "device_id"
+    column: str
     reference: str = "devices"
+    entity: str = "entity"
+
+
+class Pattern(_Rule):
+    """Text values must match a regular expression (nulls pass)."""
+
+    kind: Literal["pattern"] = "pattern"
+    column: str
+    pattern: str
 
 
 Rule = Annotated[
-    NotNull | Range | AcceptedValues | Freshness | Referential, Field(discriminator="kind")
+    NotNull | Range | AcceptedValues | Freshness | Referential | Pattern,
+    Field(discriminator="kind"),
 ]
 
 
@@ -91,23 +105,74 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[Rule]
-    unique_key: list[str] = Field(default_factory=lambda: ["device_id", "ts"])
+    unique_key: list[str] | None = None
+    """Columns no two kept rows share; None: the dataset's (join key, event time)."""
+    unit_fields: list[str] = Field(default_factory=list)
+    """Fields that only say how another value was written (``temperature_unit``): two
+    records equal after conversion are duplicates whatever their units."""
+
+    def keyed(self, spec: DatasetSpec) -> RuleSet:
+        """This rule set with ``unique_key`` and ``unit_fields`` defaulted from the spec
+        (its join key and event time; its columns' unit fields)."""
+        update: dict[str, list[str]] = {}
+        if self.unique_key is None:
+            update["unique_key"] = [spec.entity.join_key, spec.event_time.column]
+        if not self.unit_fields:
+            update["unit_fields"] = [c.units.column for c in spec.columns.values() if c.units]
+        return self.model_copy(update=update) if update else self
 
 
-def default_rules(max_future_skew_s: int = 300, max_age_days: int = 3650) -> RuleSet:
-    """The rule set for IoT readings: required fields, physical ranges, units, time, devices."""
-    rules: list = [
-        NotNull(columns=["device_id", "ts", *SENSORS]),
-        # a range is only meaningful in a known unit
-        AcceptedValues(column="temperature_unit", values=["C", "F", "K"]),
-    ]
-    rules += [Range(column=name, min=lo, max=hi) for name, (lo, hi) in RANGES.items()]
-    rules += [
-        Range(column="failure", min=0, max=1),
-        Freshness(max_future_skew_s=max_future_skew_s, max_age_days=max_age_days),
-        Referential(column="device_id"),
-    ]
-    return RuleSet(rules=rules)
+def default_rules(
+    spec: DatasetSpec | None = None,
+    max_future_skew_s: int | None = None,
+    max_age_days: int | None = None,
+) -> RuleSet:
+    """The rules a dataset spec declares, in the order a record's reason is chosen.
+
+    Required fields (the join key, the event time, every ``nullable: false`` column);
+    accepted unit fields; each column's range; category values; patterns; the event
+    time's freshness; known entity ids; and uniqueness on (join key, event time).
+
+    Args:
+        spec: the dataset (default: the bundled default spec).
+        max_future_skew_s: overrides the spec's ``event_time.max_future_skew_s``.
+        max_age_days: overrides the spec's ``event_time.max_age_days``.
+    """
+    spec = spec or default_spec()
+    key, ts = spec.entity.join_key, spec.event_time.column
+    required = [n for n, c in spec.columns.items() if not c.nullable]
+    rules: list = [NotNull(columns=[key, ts, *required])]
+    # a range is only meaningful in a known unit
+    for col in spec.columns.values():
+        if col.units is not None:
+            rules.append(
+                AcceptedValues(column=col.units.column, values=list(col.units.conversions))
+            )
+    for name, col in spec.columns.items():
+        if col.min is not None or col.max is not None:
+            rules.append(Range(column=name, min=col.min, max=col.max, unit=col.unit))
+    for name, col in spec.columns.items():
+        if col.values is not None:
+            rules.append(AcceptedValues(column=name, values=list(col.values)))
+        if col.pattern is not None:
+            rules.append(Pattern(column=name, pattern=col.pattern))
+    et = spec.event_time
+    rules.append(
+        Freshness(
+            column=ts,
+            max_future_skew_s=et.max_future_skew_s
+            if max_future_skew_s is None
+            else max_future_skew_s,
+            max_age_days=et.max_age_days if max_age_days is None else max_age_days,
+        )
+    )
+    known = spec.entity.known_ids
+    if known.source == "registry":
+        rules.append(Referential(column=key, entity=spec.entity.name))
+    elif known.source == "values":
+        rules.append(AcceptedValues(column=key, values=list(known.values)))
+    units = [c.units.column for c in spec.columns.values() if c.units is not None]
+    return RuleSet(rules=rules, unique_key=[key, ts], unit_fields=units)
 
 
 @dataclass
@@ -125,12 +190,16 @@ def _describe(rule: _Rule, column: str) -> str:
     if isinstance(rule, NotNull):
         return f"{column} is required: the record has no value for it"
     if isinstance(rule, Range):
-        unit = UNITS.get(column, "")
-        return f"{column} must be within [{rule.min}, {rule.max}] {unit}".rstrip()
+        return f"{column} must be within [{rule.min}, {rule.max}] {rule.unit or ''}".rstrip()
     if isinstance(rule, AcceptedValues):
         return f"{column} must be one of {rule.values}"
     if isinstance(rule, Referential):
-        return f"{column} is not a known device: register it in the device registry first"
+        return (
+            f"{column} is not a known {rule.entity}: add it to the registry of known ids "
+            "first (mlops-kit data register-devices)"
+        )
+    if isinstance(rule, Pattern):
+        return f"{column} must match {rule.pattern}"
     return column
 
 
@@ -184,7 +253,10 @@ def _masks(
     """
     out: list[tuple[pa.ChunkedArray | pa.Array, str, str, str]] = []
     for rule in rules.rules:
-        if isinstance(rule, (Range, AcceptedValues)) and rule.column not in table.column_names:
+        if (
+            isinstance(rule, (Range, AcceptedValues, Pattern))
+            and rule.column not in table.column_names
+        ):
             continue  # an absent optional column holds only nulls, which these rules pass
         if isinstance(rule, NotNull):
             missing = [c for c in rule.columns if c not in table.column_names]
@@ -255,7 +327,14 @@ def _masks(
             col = table[rule.column]
             known = references[rule.reference]
             bad = pc.and_(pc.invert(pc.is_in(col, value_set=known)), pc.is_valid(col))
-            out.append((bad, "unknown_device", rule.column, _describe(rule, rule.column)))
+            out.append((bad, "unknown_entity", rule.column, _describe(rule, rule.column)))
+        elif isinstance(rule, Pattern):
+            col = table[rule.column]
+            if len(col) == col.null_count:
+                continue
+            ok = pc.match_substring_regex(col, rule.pattern)
+            bad = pc.and_(pc.invert(pc.fill_null(ok, True)), pc.is_valid(col))
+            out.append((bad, "pattern_mismatch", rule.column, _describe(rule, rule.column)))
     return out
 
 
@@ -283,7 +362,7 @@ def check(
     """
     clock = time.perf_counter
     t0 = clock()
-    rules = rules or default_rules()
+    rules = (rules or default_rules()).keyed(default_spec())
     now = now or datetime.now(timezone.utc)
     checks = _masks(table, rules, now, references or {})
     n = table.num_rows
@@ -320,7 +399,10 @@ def check(
     else:
         valid = table
     t2 = clock()
-    valid, dup_rejected, dropped = _unique(valid, rules.unique_key, existing_keys)
+    assert rules.unique_key is not None
+    valid, dup_rejected, dropped = _unique(
+        valid, rules.unique_key, existing_keys, set(rules.unit_fields)
+    )
     if timings is not None:
         timings["rules"] = timings.get("rules", 0.0) + (t1 - t0)
         timings["split"] = timings.get("split", 0.0) + (t2 - t1)
@@ -371,7 +453,7 @@ def _payload_columns(table: pa.Table) -> list[str]:
 
 
 def _unique(
-    valid: pa.Table, key: list[str], existing: pa.Table | None
+    valid: pa.Table, key: list[str], existing: pa.Table | None, ignore: set[str]
 ) -> tuple[pa.Table, pa.Table | None, int]:
     """Drop exact duplicates and quarantine conflicting ones, within and across runs."""
     if valid.num_rows == 0 or not key:
@@ -379,7 +461,7 @@ def _unique(
     has_existing = existing is not None and existing.num_rows > 0
     if not has_existing and _strictly_sorted(valid, key):
         return valid, None, 0  # rows strictly ordered by the key cannot repeat it
-    payload = [c for c in _payload_columns(valid) if c != "temperature_unit"]
+    payload = [c for c in _payload_columns(valid) if c not in ignore]
     df = pl.from_arrow(valid.select(key), rechunk=False)
     assert isinstance(df, pl.DataFrame)
     later = ~df.select(pl.struct(key).is_first_distinct()).to_series()

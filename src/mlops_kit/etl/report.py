@@ -24,15 +24,16 @@ code{font-size:12px;word-break:break-all}
 REASONS: dict[str, str] = {
     "malformed_json": "the line is not a JSON object",
     "wrong_type": "a value has the wrong type (text where a number belongs)",
-    "invalid_timestamp": "ts is neither ISO 8601 nor an epoch number",
+    "invalid_timestamp": "a time is neither ISO 8601 nor an epoch number",
     "ragged_row": "the CSV row has more or fewer fields than the header",
     "null": "a required field has no value",
     "unaccepted_value": "a value outside its accepted set",
-    "out_of_range": "a sensor value outside its physical range",
+    "pattern_mismatch": "a text value does not match the column's pattern",
+    "out_of_range": "a value outside the range the dataset spec declares",
     "future_timestamp": "the event time lies in the future (clock skew?)",
     "stale_timestamp": "the event time is older than the age limit",
-    "unknown_device": "the device is not in the device registry: register it first",
-    "duplicate_key": "another record with the same device and time, different values, was kept",
+    "unknown_entity": "the entity id is not in the registry of known ids: register it first",
+    "duplicate_key": "another record with the same entity and time, different values, was kept",
 }
 """What each reason means, for a reason that spans several fields."""
 

@@ -22,28 +22,37 @@ import pyarrow.compute as pc
 from mlops_kit import storage
 from mlops_kit._faults import maybe_fail
 from mlops_kit.config import Settings
-from mlops_kit.data.schema import READING_SCHEMA
+from mlops_kit.data.spec import spec_of
 from mlops_kit.errors import DataQualityError, MlopsKitError
 from mlops_kit.etl import lake
 from mlops_kit.etl.devices import read_device_registry
 from mlops_kit.etl.extract import QUARANTINE_SCHEMA, ReadOptions, extract, record_texts
+from mlops_kit.etl.layout import TIMESTAMP, RecordLayout, layout_for
 from mlops_kit.etl.quality import RuleSet, check, default_rules
 from mlops_kit.etl.report import build_report, render_html
-from mlops_kit.etl.transform import (
-    FEATURES_SCHEMA,
-    PARQUET_OPTIONS,
-    hourly_features,
-    normalise,
-    to_readings,
-)
+from mlops_kit.etl.transform import aggregate, normalise, to_readings
 from mlops_kit.etl.warehouse import open_warehouse
 from mlops_kit.ingest.raw_zone import list_raw
 
 READINGS = "readings"
-FEATURES = "device_features_hourly"
 QUARANTINE = "quarantine"
 QUARANTINED_OBJECTS = "quarantined_objects"
-FEATURE_KEY = ["device_id", "event_timestamp"]
+
+
+def record_layout(settings: Settings) -> RecordLayout:
+    """The layout of the settings' dataset spec (see :mod:`mlops_kit.etl.layout`)."""
+    return layout_for(spec_of(settings))
+
+
+def features_table(settings: Settings) -> str:
+    """The processed table of feature rows: the spec's ``table``."""
+    return spec_of(settings).feature_table
+
+
+def warehouse_table(settings: Settings) -> str:
+    """The warehouse table the feature rows load into (``warehouse.table``, by default
+    the spec's feature table)."""
+    return settings.warehouse.table or features_table(settings)
 
 
 @dataclass
@@ -95,7 +104,11 @@ def read_table(settings: Settings, table: str, dates: set[date] | None = None) -
     if dates is not None:
         wanted = {f"date={d.isoformat()}" for d in dates}
         files = [f for f in files if any(part in wanted for part in f.split("/"))]
-    schema = {READINGS: READING_SCHEMA, FEATURES: FEATURES_SCHEMA}.get(table)
+    records = record_layout(settings)
+    schema = {
+        READINGS: records.reading_schema,
+        features_table(settings): records.features_schema,
+    }.get(table)
     if not files:
         if schema is None:
             return QUARANTINE_SCHEMA.empty_table()
@@ -131,11 +144,14 @@ def _run_id(inputs: list[str], now: datetime, seq: int) -> str:
 
 def _loader(settings: Settings) -> Callable[[dict[str, Any]], None]:
     def load(spec: dict[str, Any]) -> None:
+        records = record_layout(settings)
         rows = (
-            storage.read_parquet(spec["files"]) if spec["files"] else FEATURES_SCHEMA.empty_table()
+            storage.read_parquet(spec["files"])
+            if spec["files"]
+            else records.features_schema.empty_table()
         )
         wh = open_warehouse(settings.warehouse.url or "", _warehouse_password(settings))
-        wh.load(spec["table"], rows, FEATURE_KEY, spec["run_id"])
+        wh.load(spec["table"], rows, records.feature_key, spec["run_id"])
 
     return load
 
@@ -250,7 +266,7 @@ def extract_transform(
         now=now,
         inputs=pending,
         rows_in=extracted.records_in,
-        rows=normalise(extracted.rows),
+        rows=normalise(extracted.rows, base.layout),
         quarantine=extracted.rejected_table(),
         objects=[o.to_dict() for o in extracted.objects],
     )
@@ -275,11 +291,18 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
             the rejected rows are written under the reports zone.
     """
     storage.configure_from_settings(settings)
-    rules = rules or default_rules(
-        settings.quality.max_future_skew_s, settings.quality.max_age_days
-    )
+    records = record_layout(settings)
+    q = settings.quality
+    rules = (
+        rules
+        or default_rules(
+            records.spec,
+            q.max_future_skew_s if "max_future_skew_s" in q.model_fields_set else None,
+            q.max_age_days if "max_age_days" in q.model_fields_set else None,
+        )
+    ).keyed(records.spec)
     typed = batch.rows
-    new_dates = _dates(typed["ts"].drop_null()) if typed.num_rows else set()
+    new_dates = _dates(typed[records.time].drop_null()) if typed.num_rows else set()
     existing = read_table(settings, READINGS, new_dates) if new_dates else None
     needs_devices = any(getattr(r, "kind", "") == "referential" for r in rules.rules)
     references = {"devices": read_device_registry(settings)} if needs_devices else {}
@@ -289,7 +312,7 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
         now=batch.now,
         inputs=batch.inputs,
         rows_in=batch.rows_in,
-        rows=to_readings(result.valid),
+        rows=to_readings(result.valid, records),
         quarantine=pa.concat_tables(
             [batch.quarantine, _quarantine_rows(settings, result.quarantined)]
         ),
@@ -345,26 +368,28 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
     if any(m["run_id"] == run_id for m in lake.manifests(layout)):
         raise MlopsKitError(f"run {run_id} is already committed; nothing to load")
     commit = lake.Commit(layout, run_id)
+    records = record_layout(settings)
+    features = records.spec.feature_table
     feature_tables = _features(settings, readings, now)
     outputs: dict[str, dict[str, list[str]]] = {
         READINGS: {"added": [], "removed": []},
-        FEATURES: {"added": [], "removed": []},
+        features: {"added": [], "removed": []},
         QUARANTINE: {"added": [], "removed": []},
     }
-    for d, part in sorted(_by_date(readings, "ts").items()):
+    for d, part in sorted(_by_date(readings, records.time).items()):
         final = storage.join(layout.processed_uri, READINGS, f"date={d}", f"part-{run_id}.parquet")
-        commit.stage(final, part, **PARQUET_OPTIONS)
+        commit.stage(final, part, **records.parquet_options)
         outputs[READINGS]["added"].append(final)
-    live_features = lake.live_files(layout, FEATURES)
+    live_features = lake.live_files(layout, features)
     feature_files = []
     n_features = 0
     for d, part in sorted(feature_tables.items()):
-        final = storage.join(layout.processed_uri, FEATURES, f"date={d}", f"part-{run_id}.parquet")
+        final = storage.join(layout.processed_uri, features, f"date={d}", f"part-{run_id}.parquet")
         commit.stage(final, part)
         replaced = [f for f in live_features if f"/date={d}/" in f.replace("\\", "/")]
         commit.replace(replaced)
-        outputs[FEATURES]["added"].append(final)
-        outputs[FEATURES]["removed"].extend(replaced)
+        outputs[features]["added"].append(final)
+        outputs[features]["removed"].extend(replaced)
         feature_files.append(final)
         n_features += part.num_rows
     if quarantine.num_rows:
@@ -382,7 +407,8 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
     maybe_fail("etl.after_stage")
 
     accounting = batch.accounting
-    commit.warehouse = {"table": settings.warehouse.table, "files": feature_files, "run_id": run_id}
+    table = warehouse_table(settings)
+    commit.warehouse = {"table": table, "files": feature_files, "run_id": run_id}
     manifest = {
         "run_id": run_id,
         "committed_seq": len(lake.manifests(layout)) + 1,
@@ -394,7 +420,8 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         "objects_quarantined": objects_quarantined,
         "notes": batch.notes,
         "report": batch.report,
-        "warehouse": {"url": _redact(settings.warehouse.url), "table": settings.warehouse.table},
+        "warehouse": {"url": _redact(settings.warehouse.url), "table": table},
+        "dataset": records.spec.lineage(),
     }
     commit.commit(manifest, _loader(settings))
     return EtlResult(
@@ -484,21 +511,28 @@ def _quarantine_rows(settings: Settings, rejected: pa.Table) -> pa.Table:
 
 
 def _features(settings: Settings, new: pa.Table, now: datetime) -> dict[date, pa.Table]:
-    """Recomputed feature partitions for every day the new readings affect."""
+    """Recomputed feature partitions for every day the new records affect.
+
+    A record at day ``d`` enters the windows of the buckets up to the longest window
+    later, so those days are rewritten; computing them needs the records of as many
+    days before.
+    """
     if new.num_rows == 0:
         return {}
-    new_dates = _dates(new["ts"])
-    following = {d + timedelta(days=1) for d in new_dates}
-    nearby = read_table(
-        settings, READINGS, new_dates | following | {d - timedelta(days=1) for d in new_dates}
-    )
+    records = record_layout(settings)
+    reach = max(records.windows.values(), default=records.grain)
+    span = max(1, -(-int(reach.total_seconds()) // 86400))
+    new_dates = _dates(new[records.time])
+    around = {d + timedelta(days=k) for d in new_dates for k in range(-span, span + 1)}
+    nearby = read_table(settings, READINGS, around)
     readings = pa.concat_tables([nearby, new]) if nearby.num_rows else new
-    have = _dates(readings["ts"])
-    affected = new_dates | (following & have)
-    features = hourly_features(readings, created_at=now)
-    hour_start = pc.subtract(features["event_timestamp"], pa.scalar(timedelta(hours=1)))
-    parts = _by_date(features.append_column("_hour", hour_start), "_hour")
-    return {d: t.drop_columns(["_hour"]) for d, t in parts.items() if d in affected}
+    have = _dates(readings[records.time])
+    later = {d + timedelta(days=k) for d in new_dates for k in range(1, span + 1)}
+    affected = new_dates | (later & have)
+    features = aggregate(readings, records, created_at=now)
+    start = pc.subtract(features[TIMESTAMP], pa.scalar(records.grain))
+    parts = _by_date(features.append_column("_bucket", start), "_bucket")
+    return {d: t.drop_columns(["_bucket"]) for d, t in parts.items() if d in affected}
 
 
 def _redact(url: str | None) -> str | None:

@@ -1,134 +1,163 @@
-"""Transform: cleaning, unit normalisation and per-device windowed aggregates."""
+"""Transform: cleaning, unit normalisation and per-entity windowed aggregates.
+
+Everything here follows the dataset spec through its :class:`~mlops_kit.etl.layout.RecordLayout`:
+how entity ids are cleaned, which unit conversions apply, the grain of the feature rows,
+the windows and the statistics of each column.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_kit.data.schema import READING_SCHEMA, SENSORS, count_columns, feature_columns
-
-FEATURES_SCHEMA = pa.schema(
-    [
-        pa.field("device_id", pa.string(), nullable=False),
-        pa.field("event_timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("readings_1h", pa.int64()),
-        pa.field("readings_24h", pa.int64()),
-        *[pa.field(name, pa.float64()) for name in feature_columns()],
-        *[pa.field(name, pa.int64()) for name in count_columns()],
-        pa.field("created_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-"""Hourly per-device features; ``event_timestamp`` is the end of the hour they describe.
-
-``readings_<w>`` counts the readings of the window; ``<sensor>_count_<w>`` counts the
-values the sensor's statistics were computed from (nulls are not values)."""
+from mlops_kit.data.expressions import Expression
+from mlops_kit.etl.layout import CREATED, TIMESTAMP, RecordLayout, layout_for
 
 
-def normalise(table: pa.Table) -> pa.Table:
-    """Trim device ids and convert temperatures to degrees Celsius.
+def normalise(table: pa.Table, layout: RecordLayout | None = None) -> pa.Table:
+    """Clean entity ids and convert values given in another accepted unit.
 
-    Records with ``temperature_unit`` ``F`` or ``K`` are converted; unknown units are left
-    for the quality check to reject.
+    A value whose unit field names a unit of the column's ``units.conversions`` is
+    converted with that expression; an unknown unit is left for the quality check to
+    reject, and a value with no unit field is taken to be in the column's unit.
     """
-    dev = pc.ascii_trim_whitespace(table["device_id"])
-    temp = table["temperature"]
-    unit = table["temperature_unit"] if "temperature_unit" in table.column_names else None
-    if unit is not None and unit.null_count < len(unit):
-        is_f = pc.fill_null(pc.equal(unit, "F"), False)
-        is_k = pc.fill_null(pc.equal(unit, "K"), False)
-        celsius_f = pc.divide(pc.multiply(pc.subtract(temp, 32.0), 5.0), 9.0)
-        celsius_k = pc.subtract(temp, 273.15)
-        temp = pc.if_else(is_f, celsius_f, pc.if_else(is_k, celsius_k, temp))
-    table = table.set_column(table.schema.get_field_index("device_id"), "device_id", dev)
-    return table.set_column(table.schema.get_field_index("temperature"), "temperature", temp)
+    layout = layout or layout_for()
+    key = layout.key
+    ids = table[key]
+    clean = layout.spec.entity.clean
+    if clean != "none":
+        ids = pc.ascii_trim_whitespace(ids)
+        if clean == "strip_lower":
+            ids = pc.utf8_lower(ids)
+        elif clean == "strip_upper":
+            ids = pc.utf8_upper(ids)
+        table = table.set_column(table.schema.get_field_index(key), key, ids)
+    for name, units in layout.units.items():
+        if units.column not in table.column_names:
+            continue
+        unit = table[units.column]
+        if unit.null_count == len(unit):
+            continue
+        value = table[name]
+        for unit_name, text in units.conversions.items():
+            if text.strip() == "x":
+                continue
+            converted = Expression.parse(text).arrow({"x": table[name]})
+            match = pc.fill_null(pc.equal(unit, unit_name), False)
+            value = pc.if_else(match, converted, value)
+        table = table.set_column(table.schema.get_field_index(name), name, value)
+    return table
 
 
-PARQUET_OPTIONS: dict = {
-    "compression": "snappy",
-    "use_dictionary": ["device_id"],
-    "write_statistics": ["device_id", "ts"],
-}
-"""How processed readings are written: snappy, a dictionary for the low-cardinality id
-only (dictionaries on float sensor columns cost time and gain nothing), and statistics
-on the columns readers filter on."""
+def to_readings(table: pa.Table, layout: RecordLayout | None = None) -> pa.Table:
+    """Valid rows in the processed schema of the spec (lineage and unit fields dropped)."""
+    layout = layout or layout_for()
+    schema = layout.reading_schema
+    cols = {f.name: pc.cast(table[f.name], f.type) for f in schema}
+    return pa.table(cols, schema=schema)
 
 
-def to_readings(table: pa.Table) -> pa.Table:
-    """Valid rows in the processed reading schema (lineage and unit columns dropped)."""
-    cols = {name: table[name] for name in READING_SCHEMA.names}
-    cols["failure"] = pc.cast(cols["failure"], pa.int8())
-    return pa.table(cols, schema=READING_SCHEMA)
+def aggregate(
+    readings: pa.Table, layout: RecordLayout | None = None, created_at: datetime | None = None
+) -> pa.Table:
+    """Per-entity aggregates over the spec's trailing windows, one row per grain bucket.
 
-
-def hourly_features(readings: pa.Table, created_at: object = None) -> pa.Table:
-    """Per-device hourly aggregates over the trailing 1 h and 24 h.
-
-    A row exists for each (device, hour) with at least one reading in that hour; its
-    ``event_timestamp`` is the end of the hour, so every value it holds was observable
-    at that time (no leakage into point-in-time joins). The 24 h window covers the 24
-    hours ending at ``event_timestamp``; ``readings`` must include that lookback.
+    A row exists for each (entity, bucket) with at least one record in that bucket; its
+    ``event_timestamp`` is the end of the bucket, so every value it holds was observable
+    at that time (no leakage into point-in-time joins). A window of length ``w`` covers
+    the buckets ending in ``(event_timestamp - w, event_timestamp]``; ``readings`` must
+    include that lookback.
 
     Nulls are not values: a statistic is computed over the values present, and a window
-    in which a sensor has no value (an absent column, or only nulls) gives null, never 0.
-    ``<sensor>_count_<w>`` says how many values each statistic saw.
+    in which a column has no value (an absent column, or only nulls) gives null, never 0.
+    ``<column>_count_<w>`` says how many values each statistic saw; ``last`` is the
+    newest value in the window.
     """
+    layout = layout or layout_for()
+    schema = layout.features_schema
     if readings.num_rows == 0:
-        return FEATURES_SCHEMA.empty_table()
-    cols = {"device_id": readings["device_id"], "ts": readings["ts"]}
-    for s in SENSORS:
-        cols[s] = (
-            readings[s] if s in readings.column_names else pa.nulls(readings.num_rows, pa.float64())
+        return schema.empty_table()
+    spec, key, time = layout.spec, layout.key, layout.time
+    stats = spec.aggregations.stats
+    columns = spec.aggregated
+    cols: dict[str, pa.Array] = {key: readings[key], time: readings[time]}
+    for c in columns:
+        cols[c] = (
+            pc.cast(readings[c], pa.float64())
+            if c in readings.column_names
+            else pa.nulls(readings.num_rows, pa.float64())
         )
     df = pl.from_arrow(pa.table(cols))
     assert isinstance(df, pl.DataFrame)
+    grain = spec.aggregations.grain
+    parts: list[pl.Expr] = [pl.len().alias("__n")]
+    for c in columns:
+        x = pl.col(c)
+        parts += [x.count().alias(f"{c}__n"), x.sum().alias(f"{c}__sum")]
+        wanted = set(stats[c])
+        if "std" in wanted:
+            parts.append((x**2).sum().alias(f"{c}__sq"))
+        if "max" in wanted:
+            parts.append(x.max().alias(f"{c}__max"))
+        if "min" in wanted:
+            parts.append(x.min().alias(f"{c}__min"))
+        if "last" in wanted:
+            parts.append(x.sort_by(time).drop_nulls().last().alias(f"{c}__last"))
     partial = (
-        df.with_columns(pl.col("ts").dt.truncate("1h").alias("hour"))
-        .group_by(["device_id", "hour"])
-        .agg(
-            pl.len().alias("n"),
-            *[pl.col(s).count().alias(f"{s}__n") for s in SENSORS],
-            *[pl.col(s).sum().alias(f"{s}__sum") for s in SENSORS],
-            *[(pl.col(s) ** 2).sum().alias(f"{s}__sq") for s in SENSORS],
-            *[pl.col(s).max().alias(f"{s}__max") for s in SENSORS],
-        )
-        .sort(["device_id", "hour"])
+        df.with_columns(pl.col(time).dt.truncate(grain).alias("__b"))
+        .group_by([key, "__b"])
+        .agg(*parts)
+        .sort([key, "__b"])
     )
-    exprs: list[pl.Expr] = [
-        pl.col("n").alias("readings_1h"),
-        pl.col("n").rolling_sum_by("hour", "24h").over("device_id").alias("readings_24h"),
-    ]
-    for s in SENSORS:
-        n, sm, sq, mx = (
-            pl.col(f"{s}__n"),
-            pl.col(f"{s}__sum"),
-            pl.col(f"{s}__sq"),
-            pl.col(f"{s}__max"),
-        )
-        exprs += _stats(s, "1h", n, sm, sq, mx)
-        n24 = n.rolling_sum_by("hour", "24h").over("device_id")
-        sm24 = sm.rolling_sum_by("hour", "24h").over("device_id")
-        sq24 = sq.rolling_sum_by("hour", "24h").over("device_id")
-        mx24 = mx.rolling_max_by("hour", "24h").over("device_id")
-        exprs += _stats(s, "24h", n24, sm24, sq24, mx24)
-    out = partial.select(
-        "device_id", (pl.col("hour") + pl.duration(hours=1)).alias("event_timestamp"), *exprs
-    )
+    exprs: list[pl.Expr] = []
+    for w, length in layout.windows.items():
+        direct = length == layout.grain
+
+        def roll(name: str, how: str = "sum", w: str = w, direct: bool = direct) -> pl.Expr:
+            col = pl.col(name)
+            if direct:
+                return col
+            fn = {"sum": col.rolling_sum_by, "max": col.rolling_max_by, "min": col.rolling_min_by}
+            return fn[how]("__b", w).over(key)
+
+        exprs.append(roll("__n").alias(f"{spec.aggregations.row_count}_{w}"))
+        for c in columns:
+            n, sm = roll(f"{c}__n"), roll(f"{c}__sum")
+            for stat in stats[c]:
+                exprs.append(_stat(c, stat, w, length, n, sm, roll, key).alias(f"{c}_{stat}_{w}"))
+            exprs.append(n.alias(f"{c}_count_{w}"))
+    out = partial.select(key, (pl.col("__b") + layout.grain).alias(TIMESTAMP), *exprs)
     table = out.to_arrow()
     created = pa.array([created_at] * table.num_rows, pa.timestamp("us", tz="UTC"))
-    table = table.append_column("created_at", created)
-    return table.select(FEATURES_SCHEMA.names).cast(FEATURES_SCHEMA)
+    table = table.append_column(CREATED, created)
+    return table.select(schema.names).cast(schema)
 
 
-def _stats(s: str, w: str, n: pl.Expr, sm: pl.Expr, sq: pl.Expr, mx: pl.Expr) -> list[pl.Expr]:
-    """Mean, std and max from a window's value count, sum, sum of squares and max."""
-    mean = pl.when(n > 0).then(sm / n).otherwise(None)
-    var = ((sq - sm * sm / n) / (n - 1)).clip(lower_bound=0.0)
-    std = pl.when(n > 1).then(var.sqrt()).otherwise(None)
-    top = pl.when(n > 0).then(mx).otherwise(None)
-    return [
-        mean.alias(f"{s}_mean_{w}"),
-        std.alias(f"{s}_std_{w}"),
-        top.alias(f"{s}_max_{w}"),
-        n.alias(f"{s}_count_{w}"),
-    ]
+def _stat(
+    c: str, stat: str, w: str, length: object, n: pl.Expr, sm: pl.Expr, roll: object, key: str
+) -> pl.Expr:
+    """One statistic of column ``c`` over window ``w`` from the buckets' partial sums."""
+    assert callable(roll)
+    some = n > 0
+    if stat == "mean":
+        return pl.when(some).then(sm / n).otherwise(None)
+    if stat == "std":
+        sq = roll(f"{c}__sq")
+        var = ((sq - sm * sm / n) / (n - 1)).clip(lower_bound=0.0)
+        return pl.when(n > 1).then(var.sqrt()).otherwise(None)
+    if stat == "sum":
+        return pl.when(some).then(sm).otherwise(None)
+    if stat == "count":
+        return n
+    if stat in ("max", "min"):
+        return pl.when(some).then(roll(f"{c}__{stat}", stat)).otherwise(None)
+    assert stat == "last"
+    value = pl.col(f"{c}__last")
+    seen = pl.when(value.is_not_null()).then(pl.col("__b")).otherwise(None)
+    last_value = value.forward_fill().over(key)
+    last_seen = seen.forward_fill().over(key)
+    inside = (pl.col("__b") - last_seen) < pl.lit(length)
+    return pl.when(last_seen.is_not_null() & inside).then(last_value).otherwise(None)

@@ -21,7 +21,6 @@ from typing import Any
 
 from mlops_kit import storage
 from mlops_kit.config import Settings
-from mlops_kit.features.catalog import SOURCE_TABLE
 
 SQL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://", "sqlite:///")
 
@@ -62,7 +61,10 @@ def placement(settings: Settings) -> Placement:
     registry_type = "sql" if registry.startswith(SQL_SCHEMES) else "file"
     if registry_type == "file" and not storage.is_s3(registry) and "://" not in registry:
         registry = str(Path(registry).absolute())
-    source = f.source_uri or storage.join(settings.storage.processed_uri or "", SOURCE_TABLE)
+    from mlops_kit.data.spec import spec_of
+
+    table = spec_of(settings).feature_table
+    source = f.source_uri or storage.join(settings.storage.processed_uri or "", table)
     if not storage.is_s3(source) and source.startswith("file://"):
         source = storage.resolve(source)[1]
     elif not storage.is_s3(source):

@@ -1,13 +1,12 @@
-"""The project's Feast objects, built from the catalogue and the settings (imports feast).
+"""The Feast objects of a dataset spec, built from its catalogue and the settings.
 
-* entity ``device`` (join key ``device_id``);
-* source: the ETL's processed Parquet folder ``device_features_hourly`` (one row per
-  device and hour, ``event_timestamp`` the end of the hour);
-* feature views ``device_hourly`` (1 h window, TTL ``features.hourly_ttl_s``) and
-  ``device_daily`` (24 h window, TTL ``features.daily_ttl_s``) over that source;
-* on-demand view ``device_derived`` (differences and a z-score of the two windows);
-* feature services ``device_failure_v<N>``, one per entry of
-  :data:`~mlops_kit.features.catalog.SERVICES`.
+* the entity (its join key, e.g. ``device`` keyed by ``device_id``);
+* the source: the ETL's processed Parquet folder of feature rows (one row per entity
+  and grain bucket, ``event_timestamp`` the end of the bucket);
+* one feature view per spec view (its window's features, TTL from the spec or
+  ``features.ttl_s``) over that source;
+* the on-demand view of the spec's ``derived`` expressions;
+* the feature services ``<service>_v<N>``, one per version the spec declares.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 
 from mlops_kit._lazy import require
 from mlops_kit.config import Settings
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import TIMESTAMP, Catalog, catalog_of
 from mlops_kit.features.config import placement
 
 require("feast", "the feature store")
@@ -44,95 +43,97 @@ class Definitions:
     entity: Entity
     source: FileSource
     views: dict[str, FeatureView]
-    derived: OnDemandFeatureView
+    derived: OnDemandFeatureView | None
     services: dict[int, FeatureService] = field(default_factory=dict)
 
     def objects(self) -> list[Any]:
         """All objects, for ``FeatureStore.apply``."""
-        return [
-            self.entity,
-            self.source,
-            *self.views.values(),
-            self.derived,
-            *self.services.values(),
-        ]
+        derived = [self.derived] if self.derived is not None else []
+        return [self.entity, self.source, *self.views.values(), *derived, *self.services.values()]
 
     def service(self, version: int) -> FeatureService:
         """The feature service of ``version``."""
-        catalog.service_name(version)
+        if version not in self.services:
+            known = ", ".join(str(v) for v in self.services)
+            raise ValueError(f"no feature service version {version}: known versions are {known}")
         return self.services[version]
 
 
-_UDF_SOURCE = """def device_derived(inputs):
-    from mlops_kit.features.catalog import derive
+def _derived_udf(cat: Catalog) -> tuple[Any, str]:
+    """The on-demand view's function and its source.
 
-    return derive(inputs)
-"""
-
-
-def _derived_udf() -> Any:
-    """A fresh UDF object: Feast serializes it by value (module ``__main__``)."""
-
-    def device_derived(inputs: dict[str, Any]) -> dict[str, Any]:
-        from mlops_kit.features.catalog import derive
-
-        return derive(inputs)
-
-    device_derived.__module__ = "__main__"
-    return device_derived
+    Feast serializes the function by value (module ``__main__``), so its source holds
+    the expressions themselves; it evaluates them with the library's safe evaluator.
+    """
+    name = cat.derived_view
+    source = (
+        f"def {name}(inputs):\n"
+        "    from mlops_kit.data.expressions import Expression\n\n"
+        f"    expressions = {dict(cat.spec.derived)!r}\n"
+        "    return {n: Expression.parse(t).evaluate(inputs) for n, t in expressions.items()}\n"
+    )
+    scope: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(source, f"<{name}>", "exec"), scope)
+    udf = scope[name]
+    udf.__module__ = "__main__"
+    return udf, source
 
 
 def build(settings: Settings) -> Definitions:
-    """The project's Feast objects for ``settings`` (source location, TTLs, names)."""
+    """The Feast objects of the settings' dataset (source location, TTLs, names)."""
     p = placement(settings)
+    cat = catalog_of(settings)
     entity = Entity(
-        name=catalog.ENTITY,
-        join_keys=[catalog.JOIN_KEY],
+        name=cat.entity,
+        join_keys=[cat.join_key],
         value_type=ValueType.STRING,
-        description="An IoT device.",
+        description=cat.spec.entity.description or f"A {cat.entity}.",
     )
     source = FileSource(
-        name=catalog.SOURCE_TABLE,
+        name=cat.source_table,
         path=p.source_uri,
-        timestamp_field=catalog.TIMESTAMP,
+        timestamp_field=TIMESTAMP,
         s3_endpoint_override=p.s3_endpoint if p.source_uri.startswith("s3://") else None,
-        description="Hourly per-device aggregates written by the ETL.",
+        description="Per-entity aggregates written by the ETL.",
     )
     views = {}
-    for spec in catalog.VIEWS.values():
+    for spec in cat.views.values():
         views[spec.name] = FeatureView(
             name=spec.name,
             entities=[entity],
-            ttl=timedelta(seconds=getattr(settings.features, spec.ttl_setting)),
+            ttl=timedelta(seconds=cat.ttl_s(spec.name, settings.features.ttl_s)),
             schema=[Field(name=n, dtype=_TYPES[t]) for n, t in spec.features.items()],
             source=source,
             online=True,
             description=spec.description,
-            tags={"owner": "mlops_kit", "source": catalog.SOURCE_TABLE},
+            tags={"owner": "mlops_kit", "source": cat.source_table, "dataset": cat.spec.name},
         )
-    sources = [
-        views[view][[name for name, (v, _) in catalog.DERIVED_INPUTS.items() if v == view]]
-        for view in dict.fromkeys(v for v, _ in catalog.DERIVED_INPUTS.values())
-    ]
-    derived = OnDemandFeatureView(
-        name=catalog.DERIVED_VIEW,
-        sources=sources,
-        schema=[Field(name=n, dtype=_TYPES[t]) for n, t in catalog.DERIVED.items()],
-        mode="python",
-        udf=_derived_udf(),
-        udf_string=_UDF_SOURCE,
-        description="Differences between the 1 h and 24 h windows, computed at request time.",
-    )
+    derived = None
+    if cat.derived:
+        sources = [
+            views[view][[name for name, (v, _) in cat.derived_inputs.items() if v == view]]
+            for view in dict.fromkeys(v for v, _ in cat.derived_inputs.values())
+        ]
+        udf, udf_source = _derived_udf(cat)
+        derived = OnDemandFeatureView(
+            name=cat.derived_view,
+            sources=sources,
+            schema=[Field(name=n, dtype=_TYPES[t]) for n, t in cat.derived.items()],
+            mode="python",
+            udf=udf,
+            udf_string=udf_source,
+            description="On-demand features of the dataset spec, computed at request time.",
+        )
     services = {}
-    for version in catalog.SERVICES:
+    for version in cat.services:
         members: list[Any] = [
             (views[view][names] if view in views else derived)
-            for view, names in catalog.service_members(version).items()
+            for view, names in cat.service_members(version).items()
         ]
         services[version] = FeatureService(
-            name=catalog.service_name(version),
+            name=cat.service_name(version),
             features=members,
-            tags={"version": str(version)},
-            description=f"Features of the device failure model, version {version}.",
+            tags={"version": str(version), "dataset": cat.spec.name},
+            description=f"Features of {cat.spec.name}, version {version}.",
         )
     return Definitions(entity, source, views, derived, services)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import Catalog
 
 _KEY_CACHE_MAX = 100_000
 
@@ -41,7 +41,7 @@ def _value(proto: Any) -> Any:
 class _Keys:
     """Serialized entity keys (and DynamoDB entity ids), cached per device id."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, join_key: str) -> None:
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.infra.online_stores.helpers import compute_entity_id
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -52,12 +52,13 @@ class _Keys:
         self._proto = EntityKey
         self._value = Value
         self._version = version
+        self._join_key = join_key
         self._bytes: dict[str, bytes] = {}
         self._ids: dict[str, str] = {}
 
     def _key(self, device_id: str) -> Any:
         return self._proto(
-            join_keys=[catalog.JOIN_KEY], entity_values=[self._value(string_val=device_id)]
+            join_keys=[self._join_key], entity_values=[self._value(string_val=device_id)]
         )
 
     def serialized(self, device_id: str) -> bytes:
@@ -84,12 +85,12 @@ Rows = dict[str, tuple[datetime | None, dict[str, Any]]]
 class SqliteReader:
     """Reads Feast's SQLite online tables (one connection per thread)."""
 
-    def __init__(self, path: str, project: str) -> None:
+    def __init__(self, path: str, project: str, join_key: str) -> None:
         from feast.protos.feast.types.Value_pb2 import Value
 
         self._path = path
         self._project = project
-        self._keys = _Keys(3)
+        self._keys = _Keys(3, join_key)
         self._Value = Value
         self._local = threading.local()
 
@@ -146,7 +147,12 @@ class DynamoReader:
     """Reads Feast's DynamoDB online tables with BatchGetItem and a projection."""
 
     def __init__(
-        self, table_template: str, project: str, region: str, endpoint_url: str | None
+        self,
+        table_template: str,
+        project: str,
+        region: str,
+        endpoint_url: str | None,
+        join_key: str,
     ) -> None:
         import boto3
         from botocore.config import Config
@@ -160,7 +166,7 @@ class DynamoReader:
             endpoint_url=endpoint_url,
             config=Config(max_pool_connections=16, retries={"max_attempts": 3}),
         )
-        self._keys = _Keys(3)
+        self._keys = _Keys(3, join_key)
         self._Value = Value
         self.project_features = True
 
@@ -229,24 +235,25 @@ def lookup(
     reader: SqliteReader | DynamoReader,
     device_ids: Sequence[str],
     refs: Sequence[str],
+    cat: Catalog,
 ) -> tuple[dict[str, list[Any]], list[str]]:
     """Online values of ``refs`` (``view:feature``) for ``device_ids``.
 
     On-demand features are computed from their inputs with
-    :func:`~mlops_kit.features.catalog.derive`, as Feast's on-demand view does.
+    :meth:`~mlops_kit.features.catalog.Catalog.derive`, as Feast's on-demand view does.
 
     Returns:
         Columns (``device_id`` then one per feature, named by feature) and the device ids
         found in no view.
     """
     wanted: dict[str, list[str]] = {}
-    derived = [r.split(":", 1)[1] for r in refs if r.startswith(catalog.DERIVED_VIEW + ":")]
+    derived = [r.split(":", 1)[1] for r in refs if r.startswith(cat.derived_view + ":")]
     for ref in refs:
         view, name = ref.split(":", 1)
-        if view != catalog.DERIVED_VIEW:
+        if view != cat.derived_view:
             wanted.setdefault(view, []).append(name)
     if derived:
-        for name, (view, _) in catalog.DERIVED_INPUTS.items():
+        for name, (view, _) in cat.derived_inputs.items():
             names = wanted.setdefault(view, [])
             if name not in names:
                 names.append(name)
@@ -258,17 +265,15 @@ def lookup(
         found.update(rows)
         for name in names:
             values[name] = {d: row[1].get(name) for d, row in rows.items()}
-    columns: dict[str, list[Any]] = {catalog.JOIN_KEY: list(device_ids)}
+    columns: dict[str, list[Any]] = {cat.join_key: list(device_ids)}
     for ref in refs:
         view, name = ref.split(":", 1)
-        if view != catalog.DERIVED_VIEW:
+        if view != cat.derived_view:
             col = values[name]
             columns[name] = [col.get(d) for d in device_ids]
     if derived:
-        inputs = {
-            name: [values[name].get(d) for d in device_ids] for name in catalog.DERIVED_INPUTS
-        }
-        computed = catalog.derive(inputs)
+        inputs = {name: [values[name].get(d) for d in device_ids] for name in cat.derived_inputs}
+        computed = cat.derive(inputs)
         for name in derived:
             columns[name] = computed[name]
     missing = [d for d in unique if d not in found]

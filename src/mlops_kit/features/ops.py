@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from mlops_kit import storage
 from mlops_kit.config import Settings
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import TIMESTAMP, service_name
 from mlops_kit.features.store import FeatureClient, get_client
 
 
@@ -29,37 +29,50 @@ def materialize(
     return get_client(settings).materialize(end, full=full).to_dict()
 
 
-def labels_from_readings(settings: Settings, every: str = "1h") -> pa.Table:
-    """Label rows from the processed readings: one per device and ``every`` bucket.
+def labels_from_readings(settings: Settings, every: str | None = None) -> pa.Table:
+    """Label rows from the processed records: one per entity and ``every`` bucket.
 
-    Each row is ``device_id``, ``event_timestamp`` (the last reading of the bucket) and
-    ``failure`` (1 when any reading of the bucket reported a failure).
+    Each row is the join key, ``event_timestamp`` (the last record of the bucket) and
+    each label of the dataset spec, aggregated over the bucket as the spec says
+    (``max``: positive when any record is; ``last``: the newest record's value).
+
+    Args:
+        settings: whose dataset spec and lake to read.
+        every: the bucket (default: the spec's aggregation grain).
     """
     import polars as pl
 
+    from mlops_kit.data.spec import spec_of
     from mlops_kit.etl.run import READINGS, read_table
 
-    readings = pl.from_arrow(read_table(settings, READINGS).select(["device_id", "ts", "failure"]))
+    spec = spec_of(settings)
+    key, time = spec.entity.join_key, spec.event_time.column
+    names = spec.label_columns
+    table = read_table(settings, READINGS)
+    readings = pl.from_arrow(table.select([key, time, *names]))
     assert isinstance(readings, pl.DataFrame)
+    aggs = [pl.col(time).max().alias(TIMESTAMP)]
+    for lab in spec.labels:
+        col = pl.col(lab.column)
+        agg = col.max() if lab.aggregate == "max" else col.sort_by(time).drop_nulls().last()
+        aggs.append(agg.alias(lab.column))
     out = (
-        readings.with_columns(pl.col("ts").dt.truncate(every).alias("__b"))
-        .group_by(["device_id", "__b"])
-        .agg(
-            pl.col("ts").max().alias(catalog.TIMESTAMP),
-            pl.col("failure").max().cast(pl.Int8).alias("failure"),
+        readings.with_columns(
+            pl.col(time).dt.truncate(every or spec.aggregations.grain).alias("__b")
         )
+        .group_by([key, "__b"])
+        .agg(*aggs)
         .drop("__b")
-        .sort(["device_id", catalog.TIMESTAMP])
+        .sort([key, TIMESTAMP])
     )
-    return out.to_arrow().cast(
-        pa.schema(
-            [
-                pa.field("device_id", pa.string()),
-                pa.field(catalog.TIMESTAMP, pa.timestamp("us", tz="UTC")),
-                pa.field("failure", pa.int8()),
-            ]
-        )
+    schema = pa.schema(
+        [
+            pa.field(key, pa.string()),
+            pa.field(TIMESTAMP, pa.timestamp("us", tz="UTC")),
+            *[table.schema.field(n) for n in names],
+        ]
     )
+    return out.to_arrow().cast(schema)
 
 
 def build_training_set(
@@ -69,7 +82,7 @@ def build_training_set(
     labels_uri: str | None = None,
     features: Sequence[str] | None = None,
     missing: str | None = None,
-    timestamp_column: str = catalog.TIMESTAMP,
+    timestamp_column: str = TIMESTAMP,
 ) -> dict[str, Any]:
     """Write a point-in-time-correct training set and its manifest.
 
@@ -94,15 +107,20 @@ def build_training_set(
     storage.write_parquet(data_uri, ts.table)
     manifest = {
         **ts.manifest(),
-        "service": catalog.service_name(settings.features.service_version)
-        if not features
-        else None,
+        "service": service_name(settings) if not features else None,
+        "dataset": _lineage(settings),
         "data_uri": data_uri,
         "labels_uri": labels_uri or "readings (labels_from_readings)",
         "columns": ts.table.column_names,
     }
     storage.write_json(storage.join(out_uri, "manifest.json"), manifest)
     return manifest
+
+
+def _lineage(settings: Settings) -> dict[str, Any]:
+    from mlops_kit.data.spec import spec_of
+
+    return spec_of(settings).lineage()
 
 
 def get_online(
@@ -133,9 +151,11 @@ def demo_step(settings: Settings, devices: Sequence[str] | None = None) -> dict[
         applied = client.apply()
         mat = client.materialize()
     if devices is None:
-        from mlops_kit.etl.run import FEATURES, read_table
+        from mlops_kit.etl.run import features_table, read_table
 
-        ids = read_table(settings, FEATURES).column("device_id").unique().to_pylist()
+        ids = (
+            read_table(settings, features_table(settings)).column("device_id").unique().to_pylist()
+        )
         devices = [*sorted(ids)[:3], "dev-unknown"]
     shown = [
         "device_hourly:readings_1h",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import TIMESTAMP, Catalog
 from mlops_kit.features.errors import FeatureStoreError
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ ROW_ID = "__mlk_row"
 _TYPES = {"Float64": pa.float64(), "Int64": pa.int64()}
 
 
-def _labels_frame(labels: Any, timestamp_column: str) -> pl.DataFrame:
+def _labels_frame(labels: Any, timestamp_column: str, key: str) -> pl.DataFrame:
     if isinstance(labels, pa.Table):
         df = pl.from_arrow(labels)
     elif isinstance(labels, pl.DataFrame):
@@ -36,56 +36,57 @@ def _labels_frame(labels: Any, timestamp_column: str) -> pl.DataFrame:
     else:
         df = pl.from_pandas(labels)
     assert isinstance(df, pl.DataFrame)
-    missing = [c for c in (catalog.JOIN_KEY, timestamp_column) if c not in df.columns]
+    missing = [c for c in (key, timestamp_column) if c not in df.columns]
     if missing:
         raise FeatureStoreError(
-            f"the labels need columns {catalog.JOIN_KEY!r} and {timestamp_column!r}; "
+            f"the labels need columns {key!r} and {timestamp_column!r}; "
             f"missing {', '.join(missing)} (have {', '.join(df.columns)})"
         )
-    if timestamp_column != catalog.TIMESTAMP:
-        if catalog.TIMESTAMP in df.columns:
-            df = df.drop(catalog.TIMESTAMP)
-        df = df.rename({timestamp_column: catalog.TIMESTAMP})
-    ts = df[catalog.TIMESTAMP]
+    if timestamp_column != TIMESTAMP:
+        if TIMESTAMP in df.columns:
+            df = df.drop(TIMESTAMP)
+        df = df.rename({timestamp_column: TIMESTAMP})
+    ts = df[TIMESTAMP]
     if ts.dtype == pl.Datetime and getattr(ts.dtype, "time_zone", None) is None:
-        df = df.with_columns(pl.col(catalog.TIMESTAMP).dt.replace_time_zone("UTC"))
+        df = df.with_columns(pl.col(TIMESTAMP).dt.replace_time_zone("UTC"))
     df = df.with_columns(
-        pl.col(catalog.TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
-        pl.col(catalog.JOIN_KEY).cast(pl.Utf8),
+        pl.col(TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+        pl.col(key).cast(pl.Utf8),
     )
     return df.with_row_index(ROW_ID)
 
 
-def coverage(keys: pl.DataFrame, rows: pl.DataFrame, ttl: dict[str, timedelta]) -> pl.DataFrame:
+def coverage(
+    keys: pl.DataFrame, rows: pl.DataFrame, ttl: dict[str, timedelta], key: str
+) -> pl.DataFrame:
     """Per label row and view: whether a feature row lies in ``[t - ttl, t]``.
 
     Args:
-        keys: ``device_id`` and ``event_timestamp`` of every feature row.
-        rows: label rows with ``ROW_ID``, ``device_id`` and ``event_timestamp``.
+        keys: the join key and ``event_timestamp`` of every feature row.
+        rows: label rows with ``ROW_ID``, the join key and ``event_timestamp``.
         ttl: view -> TTL.
+        key: the join key column.
 
     Returns:
         ``ROW_ID`` and one boolean column per view.
     """
-    left = rows.select(ROW_ID, catalog.JOIN_KEY, catalog.TIMESTAMP).sort(
-        [catalog.JOIN_KEY, catalog.TIMESTAMP]
-    )
+    left = rows.select(ROW_ID, key, TIMESTAMP).sort([key, TIMESTAMP])
     right = (
         keys.select(
-            pl.col(catalog.JOIN_KEY).cast(pl.Utf8),
-            pl.col(catalog.TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+            pl.col(key).cast(pl.Utf8),
+            pl.col(TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
         )
-        .with_columns(pl.col(catalog.TIMESTAMP).alias("__fts"))
-        .sort([catalog.JOIN_KEY, catalog.TIMESTAMP])
+        .with_columns(pl.col(TIMESTAMP).alias("__fts"))
+        .sort([key, TIMESTAMP])
     )
     joined = left.join_asof(
         right,
-        on=catalog.TIMESTAMP,
-        by=catalog.JOIN_KEY,
+        on=TIMESTAMP,
+        by=key,
         strategy="backward",
         check_sortedness=False,
     )
-    age = pl.col(catalog.TIMESTAMP) - pl.col("__fts")
+    age = pl.col(TIMESTAMP) - pl.col("__fts")
     return joined.select(
         ROW_ID,
         *[(pl.col("__fts").is_not_null() & (age <= t)).alias(v) for v, t in ttl.items()],
@@ -100,14 +101,8 @@ def _views_of(refs: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def _needs(view: str) -> set[str]:
-    if view == catalog.DERIVED_VIEW:
-        return {v for v, _ in catalog.DERIVED_INPUTS.values()}
-    return {view}
-
-
-def _null_frame(refs: Sequence[str], n: int) -> dict[str, pa.Array]:
-    types = catalog.all_features()
+def _null_frame(cat: Catalog, refs: Sequence[str], n: int) -> dict[str, pa.Array]:
+    types = cat.all_features()
     return {r.split(":", 1)[1]: pa.nulls(n, _TYPES[types[r]]) for r in refs}
 
 
@@ -125,14 +120,13 @@ def training_set(
     missing = missing or settings.features.missing
     if missing not in ("keep", "drop"):
         raise FeatureStoreError(f"missing must be 'keep' or 'drop', got {missing!r}")
-    refs = catalog.resolve_features(list(features or []), settings.features.service_version)
-    df = _labels_frame(labels, timestamp_column)
+    cat = client.catalog
+    key = cat.join_key
+    refs = cat.resolve_features(list(features or []), settings.features.service_version)
+    df = _labels_frame(labels, timestamp_column, key)
     by_view = _views_of(refs)
-    base_views = sorted({b for v in by_view for b in _needs(v)})
-    ttl = {
-        v: timedelta(seconds=getattr(settings.features, catalog.VIEWS[v].ttl_setting))
-        for v in base_views
-    }
+    base_views = sorted({b for v in by_view for b in cat.needs(v)})
+    ttl = {v: timedelta(seconds=cat.ttl_s(v, settings.features.ttl_s)) for v in base_views}
     files = client.source_files()
     keys_tbl = client._keys_in(files)
     keys = pl.from_arrow(keys_tbl)
@@ -140,11 +134,11 @@ def training_set(
     if keys.height == 0:
         keys = pl.DataFrame(
             {
-                catalog.JOIN_KEY: pl.Series([], dtype=pl.Utf8),
-                catalog.TIMESTAMP: pl.Series([], dtype=pl.Datetime("us", "UTC")),
+                key: pl.Series([], dtype=pl.Utf8),
+                TIMESTAMP: pl.Series([], dtype=pl.Datetime("us", "UTC")),
             }
         )
-    cov = coverage(keys, df, ttl)
+    cov = coverage(keys, df, ttl, key)
     n_views = cov.select(pl.sum_horizontal(base_views).alias("n"))["n"] if base_views else None
     n = df.height
     complete = int((n_views == len(base_views)).sum()) if n_views is not None else n
@@ -171,14 +165,14 @@ def training_set(
     for (combo,), group in combos.group_by(["__c"], maintain_order=True):
         have = {v for v, bit in zip(base_views, str(combo), strict=True) if bit == "1"}
         rows = df.join(group.select(ROW_ID), on=ROW_ID, how="semi")
-        usable = [r for r in refs if _needs(r.split(":", 1)[0]) <= have]
+        usable = [r for r in refs if cat.needs(r.split(":", 1)[0]) <= have]
         if not have:
             if missing == "drop":
                 dropped += rows.height
                 continue
             kept_null += rows.height
             table = rows.to_arrow()
-            for name, arr in _null_frame(refs, rows.height).items():
+            for name, arr in _null_frame(cat, refs, rows.height).items():
                 table = table.append_column(name, arr)
             pieces.append(table)
             continue
@@ -186,19 +180,19 @@ def training_set(
             files, lambda rows=rows, usable=usable: _feast_join(client, rows, usable)
         )
         absent = [r for r in refs if r not in usable]
-        for name, arr in _null_frame(absent, joined.num_rows).items():
+        for name, arr in _null_frame(cat, absent, joined.num_rows).items():
             joined = joined.append_column(name, arr)
         pieces.append(joined)
     schema_cols = [ROW_ID, *label_cols, *out_names]
     if pieces:
-        aligned = [_align(p, schema_cols, refs) for p in pieces]
+        aligned = [_align(cat, p, schema_cols, refs) for p in pieces]
         table = pa.concat_tables(aligned, promote_options="permissive")
         table = table.sort_by(ROW_ID).drop_columns([ROW_ID])
     else:
         empty = df.head(0).to_arrow()
-        for name, arr in _null_frame(refs, 0).items():
+        for name, arr in _null_frame(cat, refs, 0).items():
             empty = empty.append_column(name, arr)
-        table = _align(empty, schema_cols, refs).drop_columns([ROW_ID])
+        table = _align(cat, empty, schema_cols, refs).drop_columns([ROW_ID])
     accounting["dropped"] = dropped
     accounting["kept_with_nulls"] = kept_null
     accounting["rows_out"] = table.num_rows
@@ -207,8 +201,8 @@ def training_set(
     return TrainingSet(table=table, accounting=accounting, features=list(refs))
 
 
-def _align(table: pa.Table, columns: list[str], refs: Sequence[str]) -> pa.Table:
-    types = catalog.all_features()
+def _align(cat: Catalog, table: pa.Table, columns: list[str], refs: Sequence[str]) -> pa.Table:
+    types = cat.all_features()
     by_name = {r.split(":", 1)[1]: _TYPES[types[r]] for r in refs}
     cols = []
     for name in columns:
@@ -217,7 +211,7 @@ def _align(table: pa.Table, columns: list[str], refs: Sequence[str]) -> pa.Table
             col = col.cast(by_name[name])
         if pa.types.is_large_string(col.type):
             col = col.cast(pa.string())
-        if name == catalog.TIMESTAMP and col.type != pa.timestamp("us", tz="UTC"):
+        if name == TIMESTAMP and col.type != pa.timestamp("us", tz="UTC"):
             col = col.cast(pa.timestamp("us", tz="UTC"))
         cols.append(col)
     return pa.table(cols, names=columns)
@@ -230,8 +224,9 @@ def _feast_join(client: FeatureClient, rows: pl.DataFrame, refs: list[str]) -> p
     frame, so label rows that repeat a key would be merged: Feast gets each key once and
     its features are joined back to every label row that has it.
     """
-    key = [catalog.JOIN_KEY, catalog.TIMESTAMP]
-    unique = rows.select(key).unique(maintain_order=True)
+    key = client.catalog.join_key
+    on = [key, TIMESTAMP]
+    unique = rows.select(on).unique(maintain_order=True)
     job = client.store.get_historical_features(entity_df=unique.to_pandas(), features=list(refs))
     got = pl.from_arrow(job.to_arrow())
     assert isinstance(got, pl.DataFrame)
@@ -241,11 +236,11 @@ def _feast_join(client: FeatureClient, rows: pl.DataFrame, refs: list[str]) -> p
         )
     names = [r.split(":", 1)[1] for r in refs]
     got = got.select(
-        pl.col(catalog.JOIN_KEY).cast(rows.schema[catalog.JOIN_KEY]),
-        pl.col(catalog.TIMESTAMP).cast(rows.schema[catalog.TIMESTAMP]),
+        pl.col(key).cast(rows.schema[key]),
+        pl.col(TIMESTAMP).cast(rows.schema[TIMESTAMP]),
         *names,
     )
-    joined = rows.join(got, on=key, how="left")
+    joined = rows.join(got, on=on, how="left")
     if joined.height != rows.height:
         raise FeatureStoreError(
             f"joining Feast's {got.height} results back gave {joined.height} rows for "

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from mlops_kit import storage
 from mlops_kit.config import Settings
-from mlops_kit.features import catalog
+from mlops_kit.features.catalog import TIMESTAMP, Catalog, catalog_of
 from mlops_kit.features.config import Placement, placement, repo_config
 from mlops_kit.features.errors import (
     DuplicateFeatureRowsError,
@@ -142,6 +142,7 @@ class FeatureClient:
 
             raise MissingExtraError("feast", "feast", "the feature store")
         self.settings = settings
+        self.catalog: Catalog = catalog_of(settings)
         self.placement: Placement = placement(settings)
         self._store: Any = None
         self._defs: Any = None
@@ -172,7 +173,7 @@ class FeatureClient:
         return self._defs
 
     def service_name(self, version: int | None = None) -> str:
-        return catalog.service_name(version or self.settings.features.service_version)
+        return self.catalog.service_name(version or self.settings.features.service_version)
 
     def close(self) -> None:
         """Release the online reader's connection."""
@@ -183,12 +184,12 @@ class FeatureClient:
     # ------------------------------------------------------------- schema
     def _etl_layout(self) -> Any:
         """The ETL layout when the feature source is the ETL's feature table, else None."""
-        from mlops_kit.etl.run import FEATURES, layout_of
+        from mlops_kit.etl.run import features_table, layout_of
 
         if not self.settings.storage.processed_uri:
             return None
         layout = layout_of(self.settings)
-        table = storage.join(layout.processed_uri, FEATURES).rstrip("/")
+        table = storage.join(layout.processed_uri, features_table(self.settings)).rstrip("/")
         return layout if table == self.placement.source_uri else None
 
     def source_files(self) -> list[str]:
@@ -204,7 +205,7 @@ class FeatureClient:
                 committed run wrote (or lacks some that one did).
         """
         from mlops_kit.etl import lake
-        from mlops_kit.etl.run import FEATURES
+        from mlops_kit.etl.run import features_table
 
         listed = storage.list_files(self.placement.source_uri, ".parquet")
         layout = self._etl_layout()
@@ -219,7 +220,7 @@ class FeatureClient:
                 "which completes the interrupted commit first",
                 runs=busy,
             )
-        live = lake.live_files(layout, FEATURES)
+        live = lake.live_files(layout, features_table(self.settings))
         key = storage.resolve
         extra = sorted({key(u)[1] for u in listed} - {key(u)[1] for u in live})
         lost = sorted({key(u)[1] for u in live} - {key(u)[1] for u in listed})
@@ -267,22 +268,22 @@ class FeatureClient:
         storage.configure_from_settings(self.settings)
         files = list(self.source_files() if files is None else files)
         expected: dict[str, tuple[str, pa.DataType]] = {
-            catalog.JOIN_KEY: ("entity", pa.string()),
+            self.catalog.join_key: ("entity", pa.string()),
         }
-        for spec in catalog.VIEWS.values():
+        for spec in self.catalog.views.values():
             for name, typ in spec.features.items():
                 expected[name] = (spec.name, _ARROW_TYPES[typ])
         for uri in files:
             fs, path = storage.resolve(uri)
             with fs.open_input_file(path) as f:
                 schema = pq.read_schema(f)
-            ts = schema.field(catalog.TIMESTAMP) if catalog.TIMESTAMP in schema.names else None
+            ts = schema.field(TIMESTAMP) if TIMESTAMP in schema.names else None
             if ts is None or not pa.types.is_timestamp(ts.type):
                 found = "missing" if ts is None else str(ts.type)
                 raise SchemaDriftError(
-                    f"schema drift in {uri}: column '{catalog.TIMESTAMP}' must be a timestamp, "
+                    f"schema drift in {uri}: column '{TIMESTAMP}' must be a timestamp, "
                     f"found {found}",
-                    column=catalog.TIMESTAMP,
+                    column=TIMESTAMP,
                     file=uri,
                 )
             for name, (view, typ) in expected.items():
@@ -346,15 +347,16 @@ class FeatureClient:
     def _etl_changes(self, since_seq: int) -> tuple[int, datetime | None]:
         """The newest committed ETL run and the earliest feature partition changed since."""
         from mlops_kit.etl import lake
-        from mlops_kit.etl.run import FEATURES, layout_of
+        from mlops_kit.etl.run import features_table, layout_of
 
+        table = features_table(self.settings)
         seq, earliest = since_seq, None
         for m in lake.manifests(layout_of(self.settings)):
             s = int(m.get("committed_seq", 0))
             seq = max(seq, s)
             if s <= since_seq:
                 continue
-            for uri in m.get("outputs", {}).get(FEATURES, {}).get("added", []):
+            for uri in m.get("outputs", {}).get(table, {}).get("added", []):
                 for part in uri.replace("\\", "/").split("/"):
                     if part.startswith("date="):
                         d = datetime.fromisoformat(part[5:]).replace(tzinfo=timezone.utc)
@@ -370,31 +372,29 @@ class FeatureClient:
         """
         import polars as pl
 
+        key = self.catalog.join_key
         if not files:
-            return pa.table({catalog.JOIN_KEY: pa.array([], pa.string())})
-        keys = storage.read_parquet(files, columns=[catalog.JOIN_KEY, catalog.TIMESTAMP])
+            return pa.table({key: pa.array([], pa.string())})
+        keys = storage.read_parquet(files, columns=[key, TIMESTAMP])
         frame = pl.from_arrow(keys)
         assert isinstance(frame, pl.DataFrame)
         dup = (
-            frame.group_by([catalog.JOIN_KEY, catalog.TIMESTAMP])
-            .len()
-            .filter(pl.col("len") > 1)
-            .sort([catalog.JOIN_KEY, catalog.TIMESTAMP])
+            frame.group_by([key, TIMESTAMP]).len().filter(pl.col("len") > 1).sort([key, TIMESTAMP])
         )
         if dup.height:
             first = dup.row(0, named=True)
             raise DuplicateFeatureRowsError(
-                f"the feature source has {dup.height} ({catalog.JOIN_KEY}, "
-                f"{catalog.TIMESTAMP}) pair(s) with more than one row, for example "
-                f"{first[catalog.JOIN_KEY]!r} at {first[catalog.TIMESTAMP].isoformat()} "
+                f"the feature source has {dup.height} ({key}, "
+                f"{TIMESTAMP}) pair(s) with more than one row, for example "
+                f"{first[key]!r} at {first[TIMESTAMP].isoformat()} "
                 f"({first['len']} rows) in {len(files)} file(s) under "
                 f"{self.placement.source_uri}. Keep one row per entity and event time: "
                 "write each partition once (the ETL rewrites a whole day) instead of "
                 "appending corrections",
                 pairs=dup.height,
                 example={
-                    catalog.JOIN_KEY: first[catalog.JOIN_KEY],
-                    catalog.TIMESTAMP: first[catalog.TIMESTAMP].isoformat(),
+                    key: first[key],
+                    TIMESTAMP: first[TIMESTAMP].isoformat(),
                 },
             )
         return keys
@@ -431,11 +431,11 @@ class FeatureClient:
             {"views": {}, "etl_seq": 0, "history": []} if full else self.materialization_state()
         )
         files = self.source_files()
-        names = list(views or catalog.VIEWS)
-        unknown = [v for v in names if v not in catalog.VIEWS]
+        names = list(views or self.catalog.views)
+        unknown = [v for v in names if v not in self.catalog.views]
         if unknown:
             raise FeatureStoreError(
-                f"unknown feature view(s) {', '.join(unknown)}: use {', '.join(catalog.VIEWS)}"
+                f"unknown feature view(s) {', '.join(unknown)}: use {', '.join(self.catalog.views)}"
             )
         etl_seq, rewritten = self._etl_changes(int(state.get("etl_seq", 0)))
         result = MaterializeResult(status="noop", end=end.isoformat(), etl_seq=etl_seq)
@@ -459,10 +459,8 @@ class FeatureClient:
                     "entities": 0,
                 }
                 continue
-            window = keys.filter(
-                (pl.col(catalog.TIMESTAMP) >= start) & (pl.col(catalog.TIMESTAMP) < end)
-            )
-            rows, entities = window.height, window[catalog.JOIN_KEY].n_unique()
+            window = keys.filter((pl.col(TIMESTAMP) >= start) & (pl.col(TIMESTAMP) < end))
+            rows, entities = window.height, window[self.catalog.join_key].n_unique()
             if rows:
 
                 def load(start: datetime = start, name: str = name) -> None:
@@ -494,7 +492,7 @@ class FeatureClient:
         *,
         features: Sequence[str] | None = None,
         missing: str | None = None,
-        timestamp_column: str = catalog.TIMESTAMP,
+        timestamp_column: str = TIMESTAMP,
     ) -> TrainingSet:
         """Join features to labelled entity rows as of each row's timestamp.
 
@@ -527,10 +525,12 @@ class FeatureClient:
 
             p = self.placement
             if p.online_store == "sqlite":
-                self._reader = SqliteReader(p.online_path or "", p.project)
+                self._reader = SqliteReader(p.online_path or "", p.project, self.catalog.join_key)
             else:
                 template = self.store.config.online_store.table_name_template
-                self._reader = DynamoReader(template, p.project, p.region, p.dynamodb_endpoint)
+                self._reader = DynamoReader(
+                    template, p.project, p.region, p.dynamodb_endpoint, self.catalog.join_key
+                )
         return self._reader
 
     def online(
@@ -551,7 +551,7 @@ class FeatureClient:
         Raises:
             UnknownFeatureError: a requested feature does not exist (lists the available ones).
         """
-        refs = catalog.resolve_features(
+        refs = self.catalog.resolve_features(
             list(features or []), self.settings.features.service_version
         )
         device_ids = [str(e) for e in entities]
@@ -559,25 +559,25 @@ class FeatureClient:
         if use_fast:
             from mlops_kit.features.online import lookup
 
-            columns, missing = lookup(self._online_reader(), device_ids, refs)
+            columns, missing = lookup(self._online_reader(), device_ids, refs, self.catalog)
             return OnlineFeatures(columns, missing)
         return self._online_feast(device_ids, refs)
 
     def _online_feast(self, device_ids: list[str], refs: list[str]) -> OnlineFeatures:
+        key = self.catalog.join_key
         if not device_ids:
-            return OnlineFeatures(
-                {catalog.JOIN_KEY: [], **{r.split(":", 1)[1]: [] for r in refs}}, []
-            )
+            return OnlineFeatures({key: [], **{r.split(":", 1)[1]: [] for r in refs}}, [])
         response = self.store.get_online_features(
             features=list(refs),
-            entity_rows=[{catalog.JOIN_KEY: d} for d in device_ids],
+            entity_rows=[{key: d} for d in device_ids],
         )
         data = response.to_dict()
-        columns: dict[str, list[Any]] = {catalog.JOIN_KEY: device_ids}
+        columns: dict[str, list[Any]] = {key: device_ids}
         for ref in refs:
             name = ref.split(":", 1)[1]
             columns[name] = data[name]
-        plain = {r.split(":", 1)[1] for r in refs if not r.startswith(catalog.DERIVED_VIEW + ":")}
+        derived = self.catalog.derived_view + ":"
+        plain = {r.split(":", 1)[1] for r in refs if not r.startswith(derived)}
         proto = response.proto
         stamps = [
             vec.event_timestamps
@@ -600,9 +600,9 @@ class FeatureClient:
         now = _utc(now or datetime.now(timezone.utc))
         reader = self._online_reader()
         out: dict[str, dict[str, Any]] = {}
-        for spec in catalog.VIEWS.values():
+        for spec in self.catalog.views.values():
             newest = reader.newest(spec.name)
-            ttl = int(getattr(self.settings.features, spec.ttl_setting))
+            ttl = self.catalog.ttl_s(spec.name, self.settings.features.ttl_s)
             age = (now - newest).total_seconds() if newest else None
             out[spec.name] = {
                 "newest": newest.isoformat() if newest else None,

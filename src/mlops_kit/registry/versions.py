@@ -338,9 +338,9 @@ class RegistryVersions:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise RegistryError(f"cannot create registered model '{name}': {exc}") from exc
-        from mlops_kit.tracking.runs import _fluent_uri
+        from mlops_kit.tracking.runs import fluent_uri
 
-        with _fluent_uri(self.target.uri):
+        with fluent_uri(self.target.uri):
             mv = self.client.create_model_version(
                 name,
                 source=f"models:/{logged.model_id}",

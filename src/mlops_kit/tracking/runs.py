@@ -268,7 +268,7 @@ class MlflowCallback:
 
 
 @contextmanager
-def _fluent_uri(uri: str) -> Iterator[None]:
+def fluent_uri(uri: str) -> Iterator[None]:
     """Point MLflow's fluent API at ``uri`` for the block, then restore what was set."""
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
@@ -456,7 +456,7 @@ def log_training_run(
         holdout_uri = storage.join(bundle_uri, "holdout.parquet")
         rows = storage.read_parquet(holdout_uri) if storage.exists(holdout_uri) else None
         signature, example = model_signature(data, pre, rows)
-        with _fluent_uri(target.uri):
+        with fluent_uri(target.uri):
             active = mlflow.active_run() is not None
             with mlflow.start_run(run_id=run_id, nested=active):
                 mlflow.onnx.log_model(

@@ -18,17 +18,17 @@ from mlops_kit.components.runtime import (
 )
 
 
-def empty_batch(now: datetime | None = None) -> Any:
+def empty_batch(settings: Any, now: datetime | None = None) -> Any:
     """The batch of a run that found nothing new: no run id, no inputs, no rows."""
-    from mlops_kit.etl.extract import EXTRACTED_SCHEMA, QUARANTINE_SCHEMA
-    from mlops_kit.etl.run import Batch
+    from mlops_kit.etl.extract import QUARANTINE_SCHEMA
+    from mlops_kit.etl.run import Batch, record_layout
 
     return Batch(
         run_id="",
         now=now or datetime.now(timezone.utc),
         inputs=[],
         rows_in=0,
-        rows=EXTRACTED_SCHEMA.empty_table(),
+        rows=record_layout(settings).extracted_schema.empty_table(),
         quarantine=QUARANTINE_SCHEMA.empty_table(),
     )
 
@@ -82,7 +82,7 @@ def transform_step(
     ]
     result = extract_transform(settings, now=at, source=source or None)
     if result is None:
-        result = empty_batch(at)
+        result = empty_batch(settings, at)
     result.save(batch.path)
     pending = set(result.inputs)
     meta = {
