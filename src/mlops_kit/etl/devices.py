@@ -1,8 +1,9 @@
-"""The device registry: the known devices the referential quality rule accepts.
+"""The registry of known entity ids the referential quality rule accepts.
 
-Stored as Parquet (a ``device_id`` column at least) under the processed zone; filled from
-the user's own fleet list (:func:`register_devices`, ``mlops-kit data register-devices``)
-or by the synthetic generator.
+Stored as Parquet (the spec's join key column, ``device_id`` for the IoT dataset) at
+``<processed_uri>/reference/<entity>s.parquet``; filled from the user's own list
+(:func:`register_devices`, ``mlops-kit data register-devices``) or by a generator. Ids
+are cleaned as the spec says before they are stored.
 """
 
 from __future__ import annotations
@@ -20,14 +21,37 @@ if TYPE_CHECKING:
     from mlops_kit.config import Settings
 
 
+def _entity(settings: Settings) -> tuple[str, str, str]:
+    """(entity name, join key, cleaning) of the settings' dataset spec."""
+    from mlops_kit.data.spec import spec_of
+
+    e = spec_of(settings).entity
+    return e.name, e.join_key, e.clean
+
+
+def _clean(value: str, how: str) -> str:
+    if how == "none":
+        return value
+    value = value.strip()
+    return (
+        value.lower() if how == "strip_lower" else value.upper() if how == "strip_upper" else value
+    )
+
+
 def device_registry_uri(settings: Settings) -> str:
-    return storage.join(settings.storage.processed_uri or "", "reference", "devices.parquet")
+    """Where the known ids of the settings' entity are kept."""
+    entity, _, _ = _entity(settings)
+    return storage.join(settings.storage.processed_uri or "", "reference", f"{entity}s.parquet")
 
 
 def write_device_registry(settings: Settings, devices: pa.Table) -> str:
-    """Store the known devices (a ``device_id`` column at least); returns the URI."""
-    if "device_id" not in devices.column_names:
-        raise MlopsKitError("the device registry needs a 'device_id' column")
+    """Store the known ids (a column named as the spec's join key); returns the URI."""
+    entity, key, _ = _entity(settings)
+    if key not in devices.column_names:
+        raise MlopsKitError(
+            f"the registry of known {entity}s needs a {key!r} column "
+            f"(got {', '.join(devices.column_names)})"
+        )
     uri = device_registry_uri(settings)
     storage.write_parquet(uri, devices)
     return uri
@@ -40,28 +64,30 @@ def register_devices(
     *,
     replace: bool = False,
 ) -> dict[str, Any]:
-    """Add devices to the registry from a file (CSV, JSON lines or Parquet with a
-    ``device_id`` column) and/or a list of ids; ids are trimmed, blanks refused.
+    """Add known ids to the registry from a file (CSV, JSON lines or Parquet with a column
+    named as the spec's join key) and/or a list; ids are cleaned as the spec says, blanks
+    refused.
 
     Returns:
-        ``uri``, ``devices`` (in the registry now) and ``added``.
+        ``uri``, ``devices`` (ids in the registry now) and ``added``.
     """
     storage.configure_from_settings(settings)
+    entity, key, how = _entity(settings)
     new: list[str] = list(ids or [])
     if source is not None:
-        new += _device_ids_from(str(source))
-    cleaned = [str(d).strip() for d in new]
-    if any(not d for d in cleaned):
-        raise MlopsKitError("a device id is empty: remove blank ids from the input")
+        new += _device_ids_from(str(source), key)
+    cleaned = [_clean(str(d), how) for d in new]
+    if any(not d.strip() for d in cleaned):
+        raise MlopsKitError(f"a {entity} id is empty: remove blank ids from the input")
     existing: list[str] = []
     if not replace and storage.exists(device_registry_uri(settings)):
         existing = read_device_registry(settings).to_pylist()
     merged = list(dict.fromkeys([*existing, *cleaned]))
-    uri = write_device_registry(settings, pa.table({"device_id": pa.array(merged, pa.string())}))
+    uri = write_device_registry(settings, pa.table({key: pa.array(merged, pa.string())}))
     return {"uri": uri, "devices": len(merged), "added": len(merged) - len(existing)}
 
 
-def _device_ids_from(path: str) -> list[str]:
+def _device_ids_from(path: str, key: str) -> list[str]:
     import pyarrow.csv as pcsv
     import pyarrow.json as pjson
 
@@ -73,30 +99,32 @@ def _device_ids_from(path: str) -> list[str]:
         elif lower.endswith(".csv"):
             table = pcsv.read_csv(
                 io.BytesIO(data),
-                convert_options=pcsv.ConvertOptions(column_types={"device_id": pa.string()}),
+                convert_options=pcsv.ConvertOptions(column_types={key: pa.string()}),
             )
         elif lower.endswith((".jsonl", ".ndjson", ".json")):
             table = pjson.read_json(io.BytesIO(data))
         else:
             raise MlopsKitError(
-                f"cannot read devices from '{path}': use a .csv, .jsonl or .parquet file"
+                f"cannot read ids from '{path}': use a .csv, .jsonl or .parquet file"
             )
     except pa.ArrowException as exc:
-        raise MlopsKitError(f"cannot read devices from '{path}': {exc}") from None
-    if "device_id" not in table.column_names:
+        raise MlopsKitError(f"cannot read ids from '{path}': {exc}") from None
+    if key not in table.column_names:
         raise MlopsKitError(
-            f"'{path}' has no device_id column (columns: {', '.join(table.column_names)})"
+            f"'{path}' has no {key} column (columns: {', '.join(table.column_names)})"
         )
-    return [str(d) for d in table["device_id"].drop_null().to_pylist()]
+    return [str(d) for d in table[key].drop_null().to_pylist()]
 
 
 def read_device_registry(settings: Settings) -> pa.Array:
+    """The known ids of the settings' entity."""
+    entity, key, _ = _entity(settings)
     uri = device_registry_uri(settings)
     if not storage.exists(uri):
         raise MlopsKitError(
-            f"no device registry at {uri}: the referential rule needs the known devices. "
-            "Register your devices with 'mlops-kit data register-devices FILE' (a CSV, "
-            "JSON lines or Parquet file with a device_id column) or "
+            f"no registry of known {entity}s at {uri}: the referential rule needs them. "
+            "Register them with 'mlops-kit data register-devices FILE' (a CSV, JSON lines "
+            f"or Parquet file with a {key} column) or "
             "mlops_kit.etl.write_device_registry(settings, table)"
         )
-    return storage.read_parquet(uri, columns=["device_id"])["device_id"].combine_chunks()
+    return storage.read_parquet(uri, columns=[key])[key].combine_chunks()
