@@ -122,6 +122,10 @@ def test_training_pipeline_end_to_end(feature_home: Path, kfp_local: Path) -> No
     assert tags["mlops_kit.feature_service"] == "device_failure_v1"
     assert tags["mlops_kit.feature_service_version"] == "1"
     assert tags["mlops_kit.launcher"] == "local"
+    assert (tags["mlops_kit.dataset"], tags["mlops_kit.dataset_version"]) == ("iot_readings", "1")
+    # the model's inputs are the feature service's features, in the service's order
+    served = [f.split(":", 1)[1] for f in json.loads(manifest.read_text())["features"]]
+    assert meta["feature_names"] == served and len(served) == 19 + 19 + 4
     assert logged.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2, 3]
     assert logged.data.metrics["parity_passed"] == 1.0
@@ -136,7 +140,7 @@ def test_training_pipeline_end_to_end(feature_home: Path, kfp_local: Path) -> No
 
     with _tracking(feature_home):
         proto = mlflow.onnx.load_model(f"runs:/{run_id}/model")
-    x = np.random.default_rng(0).normal(size=(8, 36)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(8, len(served))).astype(np.float32)
     got = onnx_session(proto.SerializeToString()).run(None, {"features": x})
     want = onnx_session(str(onnx_dir / "model.onnx")).run(None, {"features": x})
     for a, b in zip(got, want, strict=True):

@@ -269,7 +269,7 @@ def test_margin_and_latency_hold_exactly_at_their_bound() -> None:
     assert lat.passed
     nan = evidence(champion_version="1", champion={**GOOD, "roc_auc": math.nan})
     assert not decide(policy(), nan, ["champion_margin"])[0].passed
-    with pytest.raises(ValueError, match=r"use thresholds, champion_margin, onnx_parity"):
+    with pytest.raises(ValueError, match=r"use dataset, thresholds, champion_margin, onnx_parity"):
         decide(policy(), evidence(), gates=["vibes"])
     assert truthy("1.0") is True and truthy(" True ") is True and truthy("2") is False
     moved = champion_unchanged(None, "3")
@@ -283,3 +283,21 @@ def test_margin_and_latency_hold_exactly_at_their_bound() -> None:
     }
     assert champion_unchanged("3", "3").detail == "champion still 3"
     assert champion_unchanged(None, None).to_dict()["value"] == "none"
+
+
+def test_the_dataset_gate_compares_name_and_version() -> None:
+    from mlops_kit.registry.gates import dataset_check
+
+    want = {"name": "machine_telemetry", "version": 2, "digest": "abc"}
+    same = dataset_check({"name": "machine_telemetry", "version": "2"}, want)
+    assert same.passed and same.value == "machine_telemetry v2"
+    older = dataset_check({"name": "machine_telemetry", "version": "1"}, want)
+    assert not older.passed
+    assert "trained on machine_telemetry v1 but the settings select machine_telemetry v2" in (
+        older.detail
+    )
+    other = dataset_check({"name": "iot_readings", "version": "2"}, want)
+    assert not other.passed
+    unknown = dataset_check({"name": "none", "version": "none"}, want)
+    assert unknown.passed and unknown.value == "not recorded"
+    assert dataset_check(None, want).passed

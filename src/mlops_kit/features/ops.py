@@ -100,9 +100,11 @@ def build_training_set(
     """
     storage.configure_from_settings(settings)
     labels = storage.read_parquet(labels_uri) if labels_uri else labels_from_readings(settings)
-    ts = get_client(settings).training_set(
+    client = get_client(settings)
+    ts = client.training_set(
         labels, features=features, missing=missing, timestamp_column=timestamp_column
     )
+    key = client.catalog.join_key
     data_uri = storage.join(out_uri, "data.parquet")
     storage.write_parquet(data_uri, ts.table)
     manifest = {
@@ -112,6 +114,7 @@ def build_training_set(
         "data_uri": data_uri,
         "labels_uri": labels_uri or "readings (labels_from_readings)",
         "columns": ts.table.column_names,
+        "label_columns": [c for c in labels.column_names if c not in (key, timestamp_column)],
     }
     storage.write_json(storage.join(out_uri, "manifest.json"), manifest)
     return manifest

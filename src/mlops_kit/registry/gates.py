@@ -16,7 +16,15 @@ from typing import Any
 
 from mlops_kit.registry.policy import PromotionPolicy
 
-GATES = ("thresholds", "champion_margin", "onnx_parity", "data_quality", "latency", "approval")
+GATES = (
+    "dataset",
+    "thresholds",
+    "champion_margin",
+    "onnx_parity",
+    "data_quality",
+    "latency",
+    "approval",
+)
 """Every gate :func:`decide` knows, in the order it checks them."""
 
 
@@ -25,8 +33,8 @@ class Check:
     """One gate of a promotion.
 
     Attributes:
-        name: ``threshold.roc_auc``, ``champion_margin``, ``onnx_parity``, ``data_quality``,
-            ``latency_p99``, ``approval``, ``champion_unchanged``.
+        name: ``dataset``, ``threshold.roc_auc``, ``champion_margin``, ``onnx_parity``,
+            ``data_quality``, ``latency_p99``, ``approval``, ``champion_unchanged``.
         passed: the gate held.
         value: the measured figure (``None`` when there is none).
         limit: the bound it is compared with.
@@ -59,6 +67,9 @@ class Evidence:
         quality: the training data's quality verdict as recorded (``None``: none).
         quality_report: where that verdict comes from.
         approval: the recorded approval (``who``, ``at``, ``why``), or ``None``.
+        dataset: the dataset the candidate was trained on (``name``, ``version``), as
+            its lineage tags recorded it (``None`` or name ``none``: not recorded).
+        expected_dataset: the dataset the settings select (``None``: not judged).
     """
 
     model: str
@@ -71,6 +82,30 @@ class Evidence:
     quality: str | None = None
     quality_report: str = "no report recorded"
     approval: Mapping[str, Any] | None = None
+    dataset: Mapping[str, Any] | None = None
+    expected_dataset: Mapping[str, Any] | None = None
+
+
+def dataset_check(model: Mapping[str, Any] | None, expected: Mapping[str, Any]) -> Check:
+    """The candidate was trained on the dataset, and the spec version, now selected.
+
+    A spec version is the contract between data and model: a model of another version
+    (or another dataset) would read columns that mean something else. A model without
+    recorded dataset lineage passes, saying so.
+    """
+    want = f"{expected.get('name')} v{expected.get('version')}"
+    name = (model or {}).get("name")
+    if not name or name == "none":
+        return Check("dataset", True, "not recorded", want, "no dataset lineage recorded")
+    got = f"{name} v{(model or {}).get('version')}"
+    ok = got == want
+    detail = (
+        f"trained on {got}, the settings select {want}"
+        if ok
+        else f"trained on {got} but the settings select {want}: retrain on {want} data, "
+        f"or select the dataset the model was trained on"
+    )
+    return Check("dataset", ok, got, want, detail)
 
 
 def fmt(value: Any) -> str:
@@ -110,6 +145,8 @@ def decide(
         raise ValueError(f"unknown gates {sorted(unknown)}: use {', '.join(GATES)}")
     cand = dict(evidence.candidate or {})
     checks: list[Check] = []
+    if "dataset" in gates and evidence.expected_dataset is not None:
+        checks.append(dataset_check(evidence.dataset, evidence.expected_dataset))
     if "thresholds" in gates:
         for metric in ("roc_auc", "pr_auc", "f1"):
             limit = getattr(policy.thresholds, metric)

@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlops_kit.data.spec import spec_of
 from mlops_kit.registry import _race
 from mlops_kit.registry.audit import now_iso
 from mlops_kit.registry.errors import MissingArtifactError, RegistryError
@@ -35,6 +36,7 @@ from mlops_kit.registry.names import (
 )
 from mlops_kit.registry.policy import PromotionPolicy
 from mlops_kit.registry.versions import RegistryVersions
+from mlops_kit.tracking.lineage import TAG_PREFIX
 
 _UNSET: Any = object()
 
@@ -250,6 +252,11 @@ class RegistryPromotions(RegistryVersions):
             quality=tags.get(TAG_QUALITY),
             quality_report=tags.get(TAG_QUALITY_REPORT, "no report recorded"),
             approval=json.loads(raw_approval) if raw_approval else None,
+            dataset={
+                "name": tags.get(f"{TAG_PREFIX}dataset"),
+                "version": tags.get(f"{TAG_PREFIX}dataset_version"),
+            },
+            expected_dataset=spec_of(self.settings).lineage(),
         )
         checks = decide(policy, evidence)
         decision = Decision(

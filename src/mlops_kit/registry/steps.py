@@ -67,9 +67,26 @@ def train_demo_model(settings: Settings, *, config: dict[str, Any] | None = None
     ts_uri = storage.join(models, "demo", "training-set")
     bundle = storage.join(models, "demo", "bundle")
     eval_uri = storage.join(models, "demo", "evaluation.parquet")
+    from mlops_kit.data.spec import spec_of
+    from mlops_kit.training.config import default_feature_columns
+
+    spec = spec_of(settings)
     table = build_training_table(settings)
     storage.write_parquet(storage.join(ts_uri, "data.parquet"), table)
-    cfg = TrainConfig.model_validate({**(config or DEMO_CONFIG)})
+    base = dict(config or DEMO_CONFIG)
+    data = dict(base.get("data") or {})
+    data.setdefault("feature_columns", default_feature_columns(spec))
+    base["data"] = data
+    cfg = TrainConfig.model_validate(base)
+    storage.write_json(
+        storage.join(ts_uri, "manifest.json"),
+        {
+            "features": cfg.data.feature_columns,
+            "label_columns": [cfg.data.label_column],
+            "dataset": spec.lineage(),
+            "source": "build_training_table",
+        },
+    )
     storage.write_parquet(eval_uri, time_split(table, cfg.data).validation)
     lineage = Lineage.from_training_set(ts_uri, launcher="local")
     result = train(cfg, storage.join(ts_uri, "data.parquet"), bundle, resume=False)

@@ -5,6 +5,9 @@ No mlflow import here. :class:`Lineage` becomes the run's ``mlops_kit.*`` tags::
     mlops_kit.data_manifest_sha256     sha256 of the training set's manifest.json
     mlops_kit.feature_service          e.g. device_failure_v1 ("none" for a custom list)
     mlops_kit.feature_service_version  e.g. 1 ("none" likewise)
+    mlops_kit.dataset                  the dataset spec's name, e.g. iot_readings
+    mlops_kit.dataset_version          its version
+    mlops_kit.dataset_digest           sha256 of the spec ("none" without a manifest)
     mlops_kit.git_commit               git rev-parse HEAD, else "unknown"
     mlops_kit.launcher                 local | eks | sagemaker
     mlops_kit.version                  mlops_kit.__version__
@@ -90,6 +93,8 @@ class Lineage:
             data bytes when the training table has no manifest).
         feature_service: the Feast feature service the features came from.
         feature_service_version: its version.
+        dataset: the dataset spec's name; ``dataset_version`` and ``dataset_digest`` its
+            version and the sha256 of its canonical form.
         git_commit: the code's commit (default: :func:`git_commit` of the current
             directory).
         launcher: where training ran: ``local`` (in-process, also a pipeline's own pod),
@@ -101,6 +106,9 @@ class Lineage:
     data_manifest_sha256: str = UNKNOWN
     feature_service: str = NONE
     feature_service_version: str = NONE
+    dataset: str = NONE
+    dataset_version: str = NONE
+    dataset_digest: str = NONE
     git_commit: str = field(default_factory=lambda: git_commit())
     launcher: str = "local"
     version: str = __version__
@@ -133,6 +141,7 @@ class Lineage:
         """
         manifest_uri, files = _training_set_files(uri)
         service, version = NONE, NONE
+        dataset: dict[str, Any] = {}
         if manifest_uri is not None:
             digest = sha256_of([manifest_uri])
             manifest = storage.read_json(manifest_uri)
@@ -141,12 +150,17 @@ class Lineage:
                 service = str(name)
                 match = _SERVICE_VERSION.search(service)
                 version = match.group(1) if match else UNKNOWN
+            if isinstance(manifest, dict) and isinstance(manifest.get("dataset"), dict):
+                dataset = manifest["dataset"]
         else:
             digest = sha256_of(files) if files else UNKNOWN
         return cls(
             data_manifest_sha256=digest,
             feature_service=service,
             feature_service_version=version,
+            dataset=str(dataset.get("name", NONE)),
+            dataset_version=str(dataset.get("version", NONE)),
+            dataset_digest=str(dataset.get("digest", NONE)),
             git_commit=git_commit(cwd),
             launcher=launcher,
             extra=dict(extra),
@@ -181,6 +195,9 @@ LINEAGE_TAGS: tuple[str, ...] = tuple(
         "data_manifest_sha256",
         "feature_service",
         "feature_service_version",
+        "dataset",
+        "dataset_version",
+        "dataset_digest",
         "git_commit",
         "launcher",
         "version",

@@ -32,11 +32,14 @@ from mlops_kit.errors import ConfigError, format_validation_error
 Monitor = Literal["val_roc_auc", "val_pr_auc", "val_f1", "val_loss"]
 
 
-def default_feature_columns() -> list[str]:
-    """The hourly aggregate columns of the ETL: ``<sensor>_<mean|std|max>_<1h|24h>``."""
-    from mlops_kit.data.schema import feature_columns
+def default_feature_columns(spec: Any = None) -> list[str]:
+    """The statistics a dataset spec aggregates, ``<column>_<stat>_<window>`` (windows
+    outermost), for the bundled default spec when ``spec`` is None."""
+    from mlops_kit.data.spec import default_spec
 
-    return feature_columns()
+    spec = spec or default_spec()
+    a = spec.aggregations
+    return [f"{c}_{stat}_{w}" for w in a.windows for c in spec.aggregated for stat in a.stats[c]]
 
 
 class _Section(BaseModel):

@@ -2,7 +2,7 @@
 
 The trainer reads one table (Parquet, given as a storage URI or as a ``pyarrow.Table``)
 with the feature columns named in :class:`~mlops_kit.training.config.DataConfig`, a
-``label`` column (0/1), an ``event_timestamp`` and a ``device_id``. Any source that writes
+label column (0/1), an ``event_timestamp`` and the entity's join key. Any source that writes
 such a table plugs in: :func:`build_training_table` builds one from the local lake, and a
 feature store's point-in-time join gives the same shape.
 
@@ -36,59 +36,61 @@ def build_training_table(
 ) -> pa.Table:
     """A point-in-time correct training table from the local lake.
 
-    Every labelled reading is joined, per device, with the latest hourly feature row whose
-    ``event_timestamp`` is at or before the reading's ``ts`` (a backward as-of join), so
-    no feature value postdates the label it predicts. Readings older than their device's
-    first feature row have nothing to join and are dropped.
+    Every labelled record is joined, per entity, with the latest feature row whose
+    ``event_timestamp`` is at or before the record's event time (a backward as-of join),
+    so no feature value postdates the label it predicts. Records older than their
+    entity's first feature row have nothing to join and are dropped. The dataset spec of
+    the settings names the entity, the event time, the label (its first) and the
+    features (:func:`~mlops_kit.training.config.default_feature_columns`).
 
     Args:
         settings: :class:`~mlops_kit.config.Settings` whose lake holds the ETL's
-            ``readings`` and ``device_features_hourly`` tables.
-        feature_table: use these hourly features instead of reading them from the lake.
-        readings: use these readings instead of reading them from the lake.
+            ``readings`` and feature tables.
+        feature_table: use these feature rows instead of reading them from the lake.
+        readings: use these records instead of reading them from the lake.
 
     Returns:
-        Columns ``device_id``, ``event_timestamp`` (the reading's time), every feature
-        column, ``feature_timestamp`` (the end of the hour the features describe) and
-        ``label`` (the reading's ``failure``, int8), sorted by time then device.
+        Columns: the join key, ``event_timestamp`` (the record's time), every feature
+        column, ``feature_timestamp`` (the end of the bucket the features describe) and
+        ``label`` (the record's label, int8), sorted by time then entity.
     """
     import polars as pl
 
-    from mlops_kit.data.schema import feature_columns
+    from mlops_kit.data.spec import spec_of
     from mlops_kit.etl import read_table
+    from mlops_kit.training.config import default_feature_columns
 
-    feats = (
-        feature_table
-        if feature_table is not None
-        else read_table(settings, "device_features_hourly")
-    )
+    spec = spec_of(settings)
+    key, time = spec.entity.join_key, spec.event_time.column
+    if not spec.labels:
+        raise TrainingError(f"dataset {spec.name} declares no label: add one under labels")
+    label = spec.labels[0].column
+    feats = feature_table if feature_table is not None else read_table(settings, spec.feature_table)
     reads = readings if readings is not None else read_table(settings, "readings")
-    names = feature_columns()
-    lf = pl.from_arrow(reads.select(["device_id", "ts", "failure"]))
-    rf = pl.from_arrow(feats.select(["device_id", "event_timestamp", *names]))
+    names = default_feature_columns(spec)
+    lf = pl.from_arrow(reads.select([key, time, label]))
+    rf = pl.from_arrow(feats.select([key, "event_timestamp", *names]))
     assert isinstance(lf, pl.DataFrame) and isinstance(rf, pl.DataFrame)
-    left = lf.filter(pl.col("failure").is_not_null()).sort(["device_id", "ts"])
-    right = rf.rename({"event_timestamp": "feature_timestamp"}).sort(
-        ["device_id", "feature_timestamp"]
-    )
+    left = lf.filter(pl.col(label).is_not_null()).sort([key, time])
+    right = rf.rename({"event_timestamp": "feature_timestamp"}).sort([key, "feature_timestamp"])
     joined = left.join_asof(
         right,
-        left_on="ts",
+        left_on=time,
         right_on="feature_timestamp",
-        by="device_id",
+        by=key,
         strategy="backward",
         check_sortedness=False,
     )
     out = (
         joined.filter(pl.col("feature_timestamp").is_not_null())
         .select(
-            pl.col("device_id"),
-            pl.col("ts").alias("event_timestamp"),
+            pl.col(key),
+            pl.col(time).alias("event_timestamp"),
             *[pl.col(n) for n in names],
             pl.col("feature_timestamp"),
-            pl.col("failure").cast(pl.Int8).alias("label"),
+            pl.col(label).cast(pl.Int8).alias("label"),
         )
-        .sort(["event_timestamp", "device_id"])
+        .sort(["event_timestamp", key])
     )
     return out.to_arrow()
 

@@ -39,11 +39,14 @@ def json_object(text: str, name: str) -> dict[str, Any]:
     return value
 
 
-def train_config(config_json: str = "{}", label_column: str = "") -> Any:
+def train_config(
+    config_json: str = "{}", label_column: str = "", defaults: dict[str, Any] | None = None
+) -> Any:
     """The TrainConfig of a component: JSON overrides, the label column, export off.
 
     The ONNX export is the ``export_onnx`` component's job, so ``export.enabled`` is
-    always false here.
+    always false here. ``defaults`` fill ``data`` fields the JSON leaves out (the
+    training set's features and label, see :func:`training_set_defaults`).
 
     Raises:
         ConfigError: invalid JSON or an invalid field (named).
@@ -51,6 +54,12 @@ def train_config(config_json: str = "{}", label_column: str = "") -> Any:
     from mlops_kit.training.config import parse_train_config
 
     data = json_object(config_json, "config_json")
+    if defaults:
+        section = data.setdefault("data", {})
+        if not isinstance(section, dict):
+            raise ConfigError("config_json: 'data' must be an object")
+        for name, value in defaults.items():
+            section.setdefault(name, value)
     if label_column:
         data.setdefault("data", {})
         if not isinstance(data["data"], dict):
@@ -61,6 +70,24 @@ def train_config(config_json: str = "{}", label_column: str = "") -> Any:
         raise ConfigError("config_json: 'export' must be an object")
     export["enabled"] = False
     return parse_train_config(data, " in config_json")
+
+
+def training_set_defaults(training_set: ArtifactLike) -> dict[str, Any]:
+    """What a training-set folder's manifest says to train on: its features (the
+    feature service's, by bare name) and its first label column; empty without one."""
+    path = training_set.path
+    manifest = os.path.join(path, "manifest.json")
+    if not (os.path.isdir(path) and os.path.isfile(manifest)):
+        return {}
+    data = storage.read_json(manifest)
+    out: dict[str, Any] = {}
+    features = data.get("features") if isinstance(data, dict) else None
+    if features:
+        out["feature_columns"] = [str(f).split(":", 1)[-1] for f in features]
+    labels = data.get("label_columns") if isinstance(data, dict) else None
+    if labels:
+        out["label_column"] = str(labels[0])
+    return out
 
 
 def training_data_uri(training_set: ArtifactLike) -> str:

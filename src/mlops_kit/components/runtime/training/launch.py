@@ -18,6 +18,7 @@ from mlops_kit.components.runtime.training.artifacts import (
     remote_data_uri,
     tracking_target,
     train_config,
+    training_set_defaults,
     write_tracking,
 )
 from mlops_kit.errors import ConfigError
@@ -112,7 +113,7 @@ def launch_step(
     from mlops_kit.training.launchers.spec import TrainingJobSpec
 
     settings = settings_from_json(settings_json)
-    config = train_config(config_json, label_column)
+    config = train_config(config_json, label_column, training_set_defaults(training_set))
     job = _job_name(name)
     out_uri = output_uri
     if not out_uri:

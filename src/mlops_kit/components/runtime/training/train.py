@@ -13,6 +13,7 @@ from mlops_kit.components.runtime.training.artifacts import (
     tracking_target,
     train_config,
     training_data_uri,
+    training_set_defaults,
     write_tracking,
 )
 
@@ -37,7 +38,9 @@ def train_step(
         metrics: output; ``val_roc_auc``, ``val_pr_auc``, ``val_f1``, ``val_loss``... of the
             restored best epoch, ``best_epoch``, ``epochs_run``.
         config_json: TrainConfig fields as a JSON object (``export`` is forced off).
-        label_column: the label column ("": the config's, default ``label``).
+        label_column: the label column ("": the config's; for a training-set folder whose
+            manifest names them, its first label column, and its features unless the
+            config lists some).
         experiment: MLflow experiment ("": ``MLFLOW_EXPERIMENT_NAME`` or ``mlops-kit``).
         tracking_uri: MLflow tracking URI ("": ``MLFLOW_TRACKING_URI`` or the local store).
         track: log the run to MLflow.
@@ -50,7 +53,7 @@ def train_step(
     from mlops_kit.training.trainer import train
 
     settings = settings_from_json(settings_json)
-    config = train_config(config_json, label_column)
+    config = train_config(config_json, label_column, training_set_defaults(training_set))
     lineage = Lineage.from_training_set(training_set.path, launcher="local")
     os.makedirs(model.path, exist_ok=True)
     storage.write_json(os.path.join(model.path, LINEAGE_FILE), lineage.to_dict())
