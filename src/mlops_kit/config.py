@@ -252,10 +252,13 @@ class TrackingSettings(_Section):
 class RegistrySettings(_Section):
     """Model registry promotion (see docs/registry.md)."""
 
-    model_name: str = Field(
-        "device-failure",
+    model_name: str | None = Field(
+        None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="Registered model name used when a command names none.",
+        description=(
+            "Registered model name used when a command names none (default: the dataset "
+            "spec's feature service name with '-', e.g. device-failure)."
+        ),
     )
     policy: str | None = Field(
         None, description="Promotion policy YAML file (default: the built-in policy)."

@@ -131,8 +131,8 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     # the feature store step applied, materialized and served an online lookup
     features = summary["features"]
     assert features["materialize"]["views"]["device_hourly"]["rows"] == result.feature_rows
-    assert features["missing"] == ["dev-unknown"]
-    known = [r for r in features["rows"] if r["device_id"] != "dev-unknown"]
+    assert features["missing"] == ["device-unknown"]
+    known = [r for r in features["rows"] if r["device_id"] != "device-unknown"]
     assert known and all(r["temperature_mean_1h"] is not None for r in known)
     # the training leg: a model above 0.8 ROC-AUC, exported behind the parity gate, logged
     training = summary["training"]
@@ -145,9 +145,27 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     assert champion["aliases"]["champion"] == champion["version"]
 
 
+@pytest.mark.slow
+def test_demo_runs_the_same_loop_on_the_second_dataset(home: Path) -> None:
+    """``mlops-kit demo --dataset <spec.yaml>``: the whole loop on machine telemetry, from
+    the command line, with no code of its own."""
+    spec = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "machine_telemetry.yaml"
+    proc = _run("demo", "--dataset", str(spec), "--entities", "6", env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "mlops_kit demo on machine_telemetry v1" in out
+    assert "rows in = loaded + quarantined + duplicates dropped: holds" in out
+    assert "warehouse machine_features:" in out
+    assert "applied machine_recent, machine_shift (services machine_fault_v1)" in out
+    assert "unknown ids come back as explicit nulls: ['machine-unknown']" in out
+    assert "machine-fault v1 -> champion: accepted" in out
+    assert "skipped steps" not in out
+    assert "Warning" not in proc.stderr and "INFO" not in proc.stderr
+
+
 def test_ingest_api_and_stream_commands(home: Path) -> None:
     from mlops_kit.config import load_settings
-    from mlops_kit.data.demo_api import serve_records
+    from mlops_kit.demo.api import serve_records
     from mlops_kit.ingest.streams import producer_from_settings
 
     lines = [json.dumps({"device_id": f"dev-{i:04d}", "n": i}) for i in range(250)]

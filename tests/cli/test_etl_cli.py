@@ -67,9 +67,9 @@ def test_register_devices_from_a_file_and_ids(home: Path, tmp_path: Path) -> Non
     ids.write_text("device_id,site\n  m-001 ,a\nm-002,b\n")
     proc = _cli(home, "data", "register-devices", str(ids), "--id", "m-003")
     assert proc.returncode == 0, proc.stderr
-    assert "3 devices, 3 new" in _flat(proc)
+    assert "3 ids, 3 new" in _flat(proc)
     again = _cli(home, "data", "register-devices", "--id", "m-003", "--id", "m-004")
-    assert "4 devices, 1 new" in _flat(again)
+    assert "4 ids, 1 new" in _flat(again)
     s = load_settings(home=home)
     assert sorted(read_device_registry(s).to_pylist()) == ["m-001", "m-002", "m-003", "m-004"]
     table = tmp_path / "fleet.parquet"

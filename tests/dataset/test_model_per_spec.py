@@ -40,10 +40,10 @@ CONFIG = {
 def test_each_dataset_reaches_a_champion_and_another_version_is_refused(
     tmp_path: Path, name: str
 ) -> None:
+    from mlops_kit.demo.model import register_and_promote, train_on_lake
     from mlops_kit.model.predictor import load_predictor
     from mlops_kit.registry import ModelRegistry
     from mlops_kit.registry.policy import parse_policy
-    from mlops_kit.registry.steps import demo_step, train_demo_model
     from mlops_kit.training.config import default_feature_columns
 
     s = load_settings(home=tmp_path / "home", dataset=name)
@@ -57,10 +57,12 @@ def test_each_dataset_reaches_a_champion_and_another_version_is_refused(
     land(s.storage.raw_uri or "", "files", raw.to_bytes(), "jsonl")
     assert run_etl(s, now=NOW).loaded == raw.clean_rows
 
-    trained = train_demo_model(s, config=CONFIG)
+    trained = train_on_lake(s, config=CONFIG)
     assert trained["parity"]["passed"] is True
     policy = parse_policy(POLICY, "(test)")
-    out = demo_step(s, trained["run_id"], evaluation_uri=trained["evaluation_uri"], policy=policy)
+    out = register_and_promote(
+        s, trained["run_id"], evaluation_uri=trained["evaluation_uri"], policy=policy
+    )
     assert out["challenger"]["accepted"] and out["champion"]["accepted"], out
     checks = {c["name"]: c for c in out["champion"]["checks"]}
     assert checks["dataset"]["passed"] and checks["dataset"]["value"] == f"{name} v1"

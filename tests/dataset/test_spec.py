@@ -236,3 +236,11 @@ def test_expressions_propagate_nulls_and_guard_division() -> None:
 def test_unsafe_expressions_are_refused(text: str, message: str) -> None:
     with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace("*", r"\*")):
         Expression.parse(text)
+
+
+def test_a_spec_without_on_demand_features_serves_its_views_only() -> None:
+    raw = _raw("machine_telemetry")
+    raw.pop("derived")
+    spec = spec_from_dict(raw)
+    assert list(spec.service_members(1)) == ["machine_recent", "machine_shift"]
+    assert not any(f.startswith("machine_derived:") for f in spec.all_features())

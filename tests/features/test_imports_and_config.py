@@ -29,7 +29,7 @@ def test_light_modules_do_not_import_feast() -> None:
     code = (
         "import mlops_kit, mlops_kit.features, mlops_kit.features.catalog, "
         "mlops_kit.features.config, mlops_kit.features.errors, mlops_kit.cli.features\n"
-        "from mlops_kit.features import FeatureClient, demo_step, repo_config_dict\n"
+        "from mlops_kit.features import FeatureClient, repo_config_dict\n"
         "from mlops_kit import load_settings\n"
         "c = FeatureClient(load_settings(home='/tmp/x'))\n"
         "repo_config_dict(c.settings)"

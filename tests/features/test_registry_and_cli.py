@@ -90,10 +90,10 @@ def etl_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def test_demo_step(etl_home: Path) -> None:
-    from mlops_kit.features import demo_step
+def test_demo_features_step(etl_home: Path) -> None:
+    from mlops_kit.demo.flow import features_step
 
-    out = demo_step(load_settings(home=etl_home))
+    out = features_step(load_settings(home=etl_home))
     assert out["apply"]["feature_services"] == ["device_failure_v1", "device_failure_v2"]
     assert out["materialize"]["status"] == "materialized"
     # 4 devices x 48 hours, in each view
@@ -103,12 +103,12 @@ def test_demo_step(etl_home: Path) -> None:
         "device_daily": (192, 4),
     }
     assert out["materialize"]["rows"] == 384
-    assert out["missing"] == ["dev-unknown"]
+    assert out["missing"] == ["device-unknown"]
     assert [r["device_id"] for r in out["rows"]] == [
         "dev-0000",
         "dev-0001",
         "dev-0002",
-        "dev-unknown",
+        "device-unknown",
     ]
     # the online values are those of the last hour (and day) of raw readings
     last_hour, last_day = T0 + timedelta(hours=47), T0 + timedelta(hours=24)
@@ -117,9 +117,10 @@ def test_demo_step(etl_home: Path) -> None:
         day = _raw(row["device_id"], last_day, 24)
         assert row["readings_1h"] == hour.height == 12
         assert row["temperature_mean_1h"] == pytest.approx(hour["temperature"].mean(), rel=1e-9)
-        assert row["vibration_max_1h"] == hour["vibration"].max()
-        assert row["temperature_mean_24h"] == pytest.approx(day["temperature"].mean(), rel=1e-9)
-    assert out["rows"][3] == {"device_id": "dev-unknown", **dict.fromkeys(out["features"])}
+        assert row["temperature_std_1h"] == pytest.approx(hour["temperature"].std(), rel=1e-9)
+        delta = hour["temperature"].mean() - day["temperature"].mean()
+        assert row["temperature_delta_1h_24h"] == pytest.approx(delta, rel=1e-9)
+    assert out["rows"][3] == {"device_id": "device-unknown", **dict.fromkeys(out["features"])}
     newest = (T0 + timedelta(hours=48)).isoformat()
     fresh = out["freshness"]
     assert {v: (f["newest"], f["ttl_s"], f["stale"]) for v, f in fresh.items()} == {

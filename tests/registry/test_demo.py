@@ -14,9 +14,9 @@ def test_demo_step_promotes_the_trained_model_to_champion(clean_env: None, tmp_p
     import pyarrow.parquet as pq
 
     from mlops_kit.data.synthetic import GeneratorConfig, device_registry, generate_readings
+    from mlops_kit.demo.model import register_and_promote
     from mlops_kit.etl import run_etl, write_device_registry
     from mlops_kit.ingest.files import ingest_files
-    from mlops_kit.registry import demo_step
 
     settings = load_settings(home=tmp_path / "home")
     readings = generate_readings(
@@ -30,7 +30,7 @@ def test_demo_step_promotes_the_trained_model_to_champion(clean_env: None, tmp_p
     ingest_files([str(drop)], settings.storage.raw_uri)
     assert run_etl(settings).status == "committed"
 
-    out = demo_step(settings)
+    out = register_and_promote(settings)
     assert out["challenger"]["accepted"], out["challenger"]["reasons"]
     champion = out["champion"]
     assert champion is not None and champion["accepted"], champion["reasons"]

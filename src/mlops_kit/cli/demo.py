@@ -1,11 +1,7 @@
-"""The end-to-end demo on the embedded default: data in, accounted for, loaded."""
+"""``mlops-kit demo``: runs :func:`mlops_kit.demo.run` and prints its report."""
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -15,6 +11,7 @@ from mlops_kit.cli._common import styled
 
 if TYPE_CHECKING:
     from mlops_kit.config import Settings
+    from mlops_kit.demo.flow import DemoReport
 
 
 def run_demo(
@@ -28,145 +25,60 @@ def run_demo(
     with_features: bool = True,
     with_training: bool = True,
 ) -> dict[str, Any]:
-    """Generate a fleet's readings, ingest them three ways, run the ETL, show the result.
+    """Run the demo on the settings' dataset and print each step; returns the summary."""
+    from mlops_kit.data.spec import spec_of
+    from mlops_kit.demo.flow import DemoOptions, run
 
-    Returns a summary dict (used by the tests).
-    """
-    import pyarrow.csv as pcsv
-
-    from mlops_kit import storage
-    from mlops_kit.data.demo_api import serve_records
-    from mlops_kit.data.synthetic import (
-        GeneratorConfig,
-        device_registry,
-        generate_readings,
-        to_raw_records,
-    )
-    from mlops_kit.etl import run_etl, write_device_registry
-    from mlops_kit.etl.run import warehouse_table
-    from mlops_kit.etl.warehouse import open_warehouse
-    from mlops_kit.ingest.api import ApiSourceConfig, ingest_api
-    from mlops_kit.ingest.files import ingest_files
-    from mlops_kit.ingest.streams import (
-        consume_stream,
-        producer_from_settings,
-        source_from_settings,
-    )
-
-    home = Path(settings.home)
-    if fresh and home.exists():
-        shutil.rmtree(home)
-    storage.configure_from_settings(settings)
-    t0 = time.perf_counter()
+    spec = spec_of(settings)
     console.rule(
-        styled(("mlops_kit demo", "bold"), ": ingestion -> ETL -> quality gate -> warehouse")
+        styled(
+            ("mlops_kit demo", "bold"),
+            f" on {spec.name} v{spec.version}: ingestion -> ETL -> features -> model",
+        )
     )
-    console.print(f"home: {home.resolve()}  (profile {settings.profile}, no cloud account needed)")
-
-    # 1. data: a fleet of devices, a third of it for each way in
-    cfg = GeneratorConfig(n_devices=devices, steps=days * 288, freq_s=300, seed=7)
-    readings = generate_readings(cfg)
-    write_device_registry(settings, device_registry(devices))
-    n = readings.num_rows
-    part_files, part_api = readings.slice(0, n // 3), readings.slice(n // 3, n // 3)
-    part_stream = readings.slice(2 * (n // 3))
-    console.print(f"generated {n:,} readings of {devices} devices over {days} days")
-
-    injected: Counter[str] = Counter()
-    inbox = home / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    half = part_files.num_rows // 2
-    pcsv.write_csv(part_files.slice(0, half), inbox / "partner_export.csv")
-    raw_files = to_raw_records(
-        part_files.slice(half), bad_rate=bad_rate, seed=1, fahrenheit_share=0.2
+    console.print(
+        f"home: {settings.home}  (profile {settings.profile}, no cloud account needed); "
+        f"{devices} {spec.entity.name}s over {days} days"
     )
-    (inbox / "gateway_dump.jsonl").write_bytes(raw_files.to_bytes())
-    # a legacy export in Latin-1: the ETL quarantines it whole and goes on with the rest
-    head = ",".join(part_files.column_names) + ",site\n"
-    (inbox / "legacy_export.csv").write_bytes(
-        (head + "dev-0000,2026-01-01T00:00:00Z,,,,,,,0,Köln\n").encode("latin-1")
+    options = DemoOptions(
+        entities=devices,
+        days=days,
+        bad_rate=bad_rate,
+        fresh=fresh,
+        with_features=with_features,
+        with_training=with_training,
     )
-    injected.update(raw_files.injected)
-    raw_api = to_raw_records(part_api, bad_rate=bad_rate, seed=2)
-    injected.update(raw_api.injected)
-    raw_stream = to_raw_records(part_stream, bad_rate=bad_rate, seed=3)
-    injected.update(raw_stream.injected)
+    report = run(settings, options, progress=lambda text: console.status(text))
+    _print(report, console)
+    return report.summary()
 
-    raw_uri, state_uri = settings.storage.raw_uri or "", settings.storage.state_uri or ""
-    steps = Table(title="ingestion into the raw zone", show_header=True)
+
+def _print(report: DemoReport, console: Console) -> None:
+    console.print(f"generated {report.generated:,} records")
+    steps = Table(title="ingestion into the raw zone")
     for col in ("way in", "records", "raw objects", "detail"):
         steps.add_column(col, justify="right" if col in ("records", "raw objects") else "left")
-
-    with console.status("batch: landing files"):
-        landed = ingest_files(
-            [
-                str(inbox / "partner_export.csv"),
-                str(inbox / "gateway_dump.jsonl"),
-                str(inbox / "legacy_export.csv"),
-            ],
-            raw_uri,
-        )
-    steps.add_row(
-        "files (CSV + JSONL + a Latin-1 CSV)",
-        f"{half + len(raw_files.lines):,} + 1",
-        str(len(landed)),
-        "content-addressed",
-    )
-
-    with (
-        console.status("batch: paging through the partner API"),
-        serve_records(raw_api.lines, page_size=1000) as url,
-    ):
-        api = ingest_api(
-            ApiSourceConfig(url=url, page_size=1000), raw_uri, state_uri, "api-partner"
-        )
-    steps.add_row(
-        "HTTP API (paginated)",
-        f"{api.records:,}",
-        str(len(api.landed)),
-        f"{api.pages} pages, {api.retries} retries",
-    )
-
-    with console.status("stream: producing and consuming micro-batches"):
-        producer = producer_from_settings(settings)
-        producer.put_records(raw_stream.lines)
-        # a producer retry re-sends a few records; the raw zone keeps them once
-        producer.put_records(raw_stream.lines[:50])
-        stream = consume_stream(
-            source_from_settings(settings),
-            raw_uri,
-            state_uri,
-            "stream-iot",
-            batch_size=settings.stream.batch_size,
-        )
-    steps.add_row(
-        f"stream ({settings.stream.backend})",
-        f"{stream.records_landed:,}",
-        str(stream.batches),
-        f"{stream.duplicates_skipped} re-sent records skipped",
-    )
+    for row in report.ingestion:
+        steps.add_row(row["way"], row["records"], str(row["objects"]), row["detail"])
     console.print(steps)
-
-    # 2. ETL with the quality gate
-    with console.status("ETL: extract -> transform -> quality check -> load"):
-        result = run_etl(settings)
+    result = report.result
+    assert result is not None
     table = Table(title=f"ETL run {result.run_id}: every record accounted for")
     table.add_column("")
     table.add_column("rows", justify="right")
     table.add_column("injected by the generator", justify="right")
     table.add_row("rows in", f"{result.rows_in:,}", "")
     table.add_row("loaded (processed Parquet)", f"{result.loaded:,}", "")
-    table.add_row("quarantined", f"{result.quarantined:,}", f"{sum(injected.values()):,}")
+    table.add_row("quarantined", f"{result.quarantined:,}", f"{sum(report.injected.values()):,}")
     for reason, count in result.quarantined_by_reason.items():
-        table.add_row(f"  {reason}", f"{count:,}", f"{injected.get(reason, 0):,}")
+        table.add_row(f"  {reason}", f"{count:,}", f"{report.injected.get(reason, 0):,}")
     table.add_row("duplicates dropped", f"{result.duplicates_dropped:,}", "")
-    table.add_row("hourly feature rows", f"{result.feature_rows:,}", "")
+    table.add_row("feature rows", f"{result.feature_rows:,}", "")
     console.print(table)
-    identity = result.rows_in == result.loaded + result.quarantined + result.duplicates_dropped
     console.print(
         styled(
             "rows in = loaded + quarantined + duplicates dropped: ",
-            ("holds", "green") if identity else ("BROKEN", "red"),
+            ("holds", "green") if report.identity else ("BROKEN", "red"),
         )
     )
     for obj in result.objects_quarantined:
@@ -174,161 +86,69 @@ def run_demo(
             styled(
                 ("object quarantined whole", "yellow"),
                 f" ({obj['reason']}): {obj['uri'].rsplit('/', 1)[-1]}, the other objects were "
-                f"loaded; see 'mlops-kit etl quarantined' and 'etl release --encoding'",
+                "loaded; see 'mlops-kit etl quarantined' and 'etl release --encoding'",
             )
         )
     console.print(f"quality report: {result.report_html_uri}")
-
-    # 3. the warehouse
-    wh_table = warehouse_table(settings)
-    wh = open_warehouse(settings.warehouse.url or "")
-    rows = wh.query(
-        f"SELECT device_id, event_timestamp, round(temperature_mean_24h, 2), "
-        f"round(vibration_max_1h, 2), readings_24h FROM {wh_table} "
-        "ORDER BY vibration_max_1h DESC LIMIT 5"
-    )
-    wtable = Table(title=f"warehouse {wh_table}: {wh.count(wh_table):,} rows (top vibration)")
-    for col in ("device", "hour ending", "temp mean 24h", "vib max 1h", "readings 24h"):
-        wtable.add_column(col)
-    for dev, hour, temp, vib, count in rows:
-        wtable.add_row(dev, f"{hour:%Y-%m-%d %H:%M}", str(temp), str(vib), str(count))
+    wh = report.warehouse
+    wtable = Table(title=f"warehouse {wh['table']}: {wh['count']:,} rows (newest)")
+    for col in wh["columns"]:
+        wtable.add_column(col.replace("_", " "))
+    for row in wh["rows"]:
+        wtable.add_row(*[_cell(v) for v in row])
     console.print(wtable)
+    console.print(f"re-running the ETL on the same raw zone: {report.rerun} (nothing changes)")
+    if report.features is not None:
+        _print_features(report.features, console)
+    if report.training is not None:
+        _print_training(report.training, console)
+    if report.registry is not None:
+        from mlops_kit.cli.model import print_decision
 
-    # 4. idempotence
-    again = run_etl(settings)
-    console.print(f"re-running the ETL on the same raw zone: {again.status} (nothing changes)")
-
-    # 5. features: Feast definitions applied, materialized to the online store, looked up
-    features = None
-    skipped: list[tuple[str, str]] = []
-    if not with_features:
-        skipped.append(("feature store", "turned off by the caller"))
-    else:
-        from mlops_kit._lazy import is_installed
-
-        if not is_installed("feast"):
-            skipped.append(
-                ("feature store", "feast is not installed: pip install 'mlops-kit[feast]'")
-            )
-        else:
-            from mlops_kit.features import demo_step
-
-            with console.status(
-                "features: feast apply + materialize (the first import takes ~10 s)"
-            ):
-                features = demo_step(settings)
-            views = features["materialize"].get("views", {})
-            console.print(
-                f"feature store: applied {', '.join(features['apply']['feature_views'])} "
-                f"(service {', '.join(features['apply']['feature_services'])}); materialized "
-                + ", ".join(f"{view} {info['rows']:,} rows" for view, info in views.items())
-            )
-            ftable = Table(title="online feature lookup (SQLite online store)")
-            ftable.add_column("device")
-            for name in features["features"]:
-                ftable.add_column(
-                    name.replace("temperature", "temp").replace("_", " "), justify="right"
-                )
-            for row in features["rows"]:
-                values = [row.get(name) for name in features["features"]]
-                ftable.add_row(
-                    str(row.get("device_id")),
-                    *[
-                        "null" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-                        for v in values
-                    ],
-                )
-            console.print(ftable)
-            if features["missing"]:
-                console.print(f"unknown devices come back as explicit nulls: {features['missing']}")
-    # 6. training: point-in-time training set -> train -> ONNX behind the parity gate -> MLflow
-    trained = None
-    if not with_training:
-        skipped.append(("training", "turned off by the caller"))
-    elif features is None:
-        skipped.append(("training", "it trains on the feature store's training set, skipped above"))
-    else:
-        from mlops_kit._lazy import is_installed
-
-        missing = [m for m in ("torch", "mlflow", "onnxruntime") if not is_installed(m)]
-        if missing:
-            skipped.append(
-                (
-                    "training",
-                    f"{', '.join(missing)} not installed: "
-                    "pip install 'mlops-kit[torch,onnx,mlflow]'",
-                )
-            )
-        else:
-            trained = _train(settings, console)
-    # 7. registry: register the run, evaluate the gates, challenger -> approval -> champion
-    promoted = None
-    if trained is not None:
-        promoted = _promote(settings, console, trained)
-    else:
-        skipped.append(("model registry", "it promotes the trained model, skipped above"))
-    if skipped:
-        stable = Table(title="skipped steps", show_header=True)
-        stable.add_column("step")
-        stable.add_column("why and how to include it")
-        for step, why in skipped:
-            stable.add_row(step, why)
-        console.print(stable)
-    console.rule(f"done in {time.perf_counter() - t0:.1f}s")
-    return {
-        "result": result,
-        "injected": dict(injected),
-        "identity": identity,
-        "rerun": again.status,
-        "api_records": api.records,
-        "stream_records": stream.records_landed,
-        "features": features,
-        "training": trained,
-        "registry": promoted,
-        "skipped": skipped,
-    }
+        for key in ("challenger", "champion"):
+            if report.registry.get(key):
+                print_decision(report.registry[key], console)
+    if report.skipped:
+        skipped = Table(title="skipped steps")
+        skipped.add_column("step")
+        skipped.add_column("why and how to include it")
+        for step, why in report.skipped:
+            skipped.add_row(step, why)
+        console.print(skipped)
+    console.rule(f"done in {report.seconds:.1f}s")
 
 
-def _promote(settings: Settings, console: Console, trained: dict[str, Any]) -> dict[str, Any]:
-    import os
-    import warnings
+def _cell(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if hasattr(value, "strftime"):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value)
 
-    from mlops_kit.cli.model import print_decision
-    from mlops_kit.registry import demo_policy, demo_step
 
-    with (
-        console.status("registry: register, evaluate the gates, promote"),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        out = demo_step(
-            settings,
-            trained["export"]["mlflow_run_id"],
-            evaluation_uri=os.path.join(str(settings.home), "training", "training_set"),
-            policy=demo_policy(label_column="failure", split="validation"),
+def _print_features(features: dict[str, Any], console: Console) -> None:
+    views = features["materialize"].get("views", {})
+    console.print(
+        f"feature store: applied {', '.join(features['apply']['feature_views'])} "
+        f"(services {', '.join(features['apply']['feature_services'])}); materialized "
+        + ", ".join(f"{view} {info['rows']:,} rows" for view, info in views.items())
+    )
+    table = Table(title="online feature lookup (SQLite online store)")
+    table.add_column(features["key"])
+    for name in features["features"]:
+        table.add_column(name.replace("_", " "), justify="right")
+    for row in features["rows"]:
+        table.add_row(
+            str(row.get(features["key"])), *[_cell(row.get(n)) for n in features["features"]]
         )
-    for key in ("challenger", "champion"):
-        if out.get(key):
-            print_decision(out[key], console)
-    return out
+    console.print(table)
+    if features["missing"]:
+        console.print(f"unknown ids come back as explicit nulls: {features['missing']}")
 
 
-def _train(settings: Settings, console: Console) -> dict[str, Any]:
-    import logging
-    import warnings
-
-    import mlflow  # noqa: F401 - configures its loggers on import; quieten them after
-
-    from mlops_kit.cli.demo_training import train_and_export
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    with (
-        console.status("training: training set -> train -> ONNX export with parity -> MLflow"),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        out = train_and_export(settings)
+def _print_training(out: dict[str, Any], console: Console) -> None:
     acc = out["training_set"]["accounting"]
     m, e = out["metrics"], out["export"]
     console.print(
@@ -336,7 +156,7 @@ def _train(settings: Settings, console: Console) -> dict[str, Any]:
         f"{acc['rows_out']:,} rows ({acc['complete']:,} complete, {acc['kept_with_nulls']:,} "
         f"kept with null features, {acc['dropped']:,} dropped)"
     )
-    table = Table(title="model: failure MLP, validation on the latest 20% of time")
+    table = Table(title="model: MLP, validation on the latest 20% of time")
     for col in (
         "ROC-AUC",
         "PR-AUC",
@@ -355,4 +175,3 @@ def _train(settings: Settings, console: Console) -> dict[str, Any]:
         str(m.get("mlflow_run_id", "-"))[:12],
     )
     console.print(table)
-    return out

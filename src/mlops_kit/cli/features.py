@@ -72,7 +72,7 @@ def training_set_cmd(
         ..., help="Folder (or s3:// prefix) for data.parquet + manifest.json."
     ),
     labels: str | None = typer.Option(
-        None, help="Parquet of label rows (device_id, timestamp, labels); default: readings."
+        None, help="Parquet of label rows (join key, timestamp, labels); default: the records."
     ),
     feature: list[str] = typer.Option(
         [], "--feature", "-f", help="Feature to include (repeat); default: the feature service."
@@ -99,14 +99,14 @@ def training_set_cmd(
 
 @features_app.command("get")
 def get_cmd(
-    entities: list[str] = typer.Argument(..., help="Device ids."),
+    entities: list[str] = typer.Argument(..., help="Entity ids (the dataset's join key)."),
     feature: list[str] = typer.Option(
         [], "--feature", "-f", help="Feature to read (repeat); default: the feature service."
     ),
     as_json: bool = JsonOpt,
     home: Path | None = HomeOpt,
 ) -> None:
-    """Read online features for devices (unknown devices come back as nulls)."""
+    """Read online features for entities (unknown ids come back as nulls)."""
     from mlops_kit.features.ops import get_online
 
     res = get_online(_settings(home), entities, feature or None)
@@ -118,7 +118,7 @@ def get_cmd(
     names = list(rows[0]) if rows else []
     table.add_column("feature")
     for row in rows:
-        table.add_column(str(row["device_id"]), justify="right")
+        table.add_column(str(row[names[0]]), justify="right")
     for name in names[1:]:
         table.add_row(name, *["null" if r[name] is None else f"{r[name]:.4g}" for r in rows])
     console.print(table)

@@ -40,7 +40,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Show or generate settings.", no_args_is_help=True)
-data_app = typer.Typer(help="Synthetic IoT data and the device registry.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Synthetic data for the dataset spec, and the registry of known entity ids.",
+    no_args_is_help=True,
+)
 ingest_app = typer.Typer(
     help="Land files, API pages and stream records in the raw zone.", no_args_is_help=True
 )
@@ -131,60 +134,73 @@ def doctor(home: Path | None = HomeOpt) -> None:
 @data_app.command("generate")
 def data_generate(
     out: Path = typer.Argument(..., help="File to write: .jsonl, .csv or .parquet."),
-    devices: int = typer.Option(20, help="Fleet size."),
-    days: float = typer.Option(3.0, help="Days of readings per device."),
-    freq_s: int = typer.Option(300, help="Seconds between two readings of a device."),
-    bad_rate: float = typer.Option(0.0, help="Share of bad records to inject (JSON lines only)."),
+    devices: int = typer.Option(20, "--entities", "--devices", help="How many entities."),
+    days: float = typer.Option(3.0, help="Days of records per entity, ending now."),
+    freq_s: int = typer.Option(300, help="Seconds between two records of an entity."),
+    bad_rate: float = typer.Option(
+        0.0,
+        help="Share of bad records to inject (JSON lines and CSV; every kind the ETL tells apart).",
+    ),
     seed: int = typer.Option(7, help="Random seed: same seed, same data."),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help="Dataset spec: a bundled name or a YAML path (default: the settings').",
+    ),
     home: Path | None = HomeOpt,
-    registry: bool = typer.Option(True, help="Also write the device registry."),
+    registry: bool = typer.Option(
+        True, help="Also register the entity ids (specs with a registry)."
+    ),
 ) -> None:
-    """Generate synthetic IoT readings (and register the devices)."""
+    """Generate synthetic records for the dataset spec, with bad records if asked."""
+    from datetime import datetime, timedelta, timezone
+
     import pyarrow.parquet as pq
 
-    from mlops_kit.data.synthetic import (
-        GeneratorConfig,
-        device_registry,
-        generate_readings,
-        to_raw_records,
-    )
+    from mlops_kit.data.generate import SpecGeneratorConfig, generate, known_ids, to_raw
+    from mlops_kit.data.spec import spec_of
 
-    cfg = GeneratorConfig(
-        n_devices=devices, freq_s=freq_s, steps=int(days * 86400 / freq_s), seed=seed
+    settings = load_cli_settings(home, **({"dataset": dataset} if dataset else {}))
+    spec = spec_of(settings)
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    steps = max(1, int(days * 86400 / freq_s))
+    cfg = SpecGeneratorConfig(
+        n_entities=devices,
+        start=now - timedelta(seconds=steps * freq_s),
+        freq_s=freq_s,
+        steps=steps,
+        seed=seed,
     )
-    table = generate_readings(cfg)
+    table = generate(spec, cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        raw = to_raw_records(table, bad_rate=bad_rate, seed=seed)
-        out.write_bytes(raw.to_bytes())
-        injected = dict(raw.injected)
+    injected: dict[str, int] = {}
+    if suffix in (".jsonl", ".json", ".ndjson", ".csv"):
+        raw = to_raw(spec, table, bad_rate=bad_rate, seed=seed)
+        out.write_bytes(raw.to_csv_bytes() if suffix == ".csv" else raw.to_bytes())
+        injected = {k: v for k, v in raw.injected.items() if v}
     elif bad_rate:
-        raise MlopsKitError("--bad-rate applies to JSON lines output only (use a .jsonl file)")
-    elif suffix == ".csv":
-        import pyarrow.csv as pcsv
-
-        pcsv.write_csv(table, out)
-        injected = {}
+        raise MlopsKitError("--bad-rate applies to JSON lines and CSV output (not Parquet)")
     elif suffix == ".parquet":
         pq.write_table(table, out)
-        injected = {}
     else:
         raise MlopsKitError(f"unsupported output '{out.suffix}': use .jsonl, .csv or .parquet")
-    console.print(f"wrote {table.num_rows:,} readings of {devices} devices to {out}")
+    console.print(
+        f"wrote {table.num_rows:,} {spec.name} records of {devices} {spec.entity.name}s to {out}"
+    )
     if injected:
         console.print(f"injected bad records: {injected}")
-    if registry:
+    if registry and spec.entity.known_ids.source == "registry":
         from mlops_kit.etl import write_device_registry
 
-        uri = write_device_registry(_settings(home), device_registry(devices, seed))
-        console.print(f"device registry: {uri}")
+        uri = write_device_registry(settings, known_ids(spec, devices))
+        console.print(f"registry of known {spec.entity.name}s: {uri}")
 
 
 @data_app.command("register-devices")
 def data_register_devices(
     source: Path | None = typer.Argument(
-        None, help="CSV, JSON lines or Parquet file with a device_id column."
+        None, help="CSV, JSON lines or Parquet file with the spec's join key column."
     ),
     device: list[str] = typer.Option([], "--id", help="A device id (repeat)."),
     replace: bool = typer.Option(False, help="Replace the registry instead of adding to it."),
@@ -194,10 +210,10 @@ def data_register_devices(
     from mlops_kit.etl.devices import register_devices
 
     if source is None and not device:
-        raise MlopsKitError("give a file with a device_id column, or --id DEVICE (repeatable)")
+        raise MlopsKitError("give a file with the spec's join key column, or --id ID (repeatable)")
     out = register_devices(_settings(home), source, device, replace=replace)
     console.print(
-        f"device registry: {out['uri']} ({out['devices']:,} devices, {out['added']:,} new)"
+        f"registry of known ids: {out['uri']} ({out['devices']:,} ids, {out['added']:,} new)"
     )
 
 
@@ -521,15 +537,27 @@ def launch_cmd(
 @app.command()
 def demo(
     home: Path | None = HomeOpt,
-    devices: int = typer.Option(20, help="Fleet size."),
-    days: int = typer.Option(3, help="Days of readings."),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help="Dataset spec: a bundled name or a YAML path (default: the settings', iot_readings).",
+    ),
+    devices: int = typer.Option(20, "--entities", "--devices", help="How many entities."),
+    days: int = typer.Option(3, help="Days of records."),
     bad_rate: float = typer.Option(0.04, help="Share of bad records injected."),
     fresh: bool = typer.Option(True, help="Start from an empty home."),
 ) -> None:
-    """Run the loop end to end on the embedded default (no cloud account needed)."""
+    """Run the loop end to end on the embedded default (no cloud account needed).
+
+    Generates data for the dataset spec, lands it as files, through a paginated API and
+    on a stream, runs the ETL with its quality gate, the feature store, training with the
+    ONNX parity gate and the registry's promotion to champion.
+    """
     from mlops_kit.cli.demo import run_demo
 
-    run_demo(_settings(home), console, devices=devices, days=days, bad_rate=bad_rate, fresh=fresh)
+    overrides = {"dataset": dataset} if dataset else {}
+    settings = load_cli_settings(home, **overrides)
+    run_demo(settings, console, devices=devices, days=days, bad_rate=bad_rate, fresh=fresh)
 
 
 def main() -> None:

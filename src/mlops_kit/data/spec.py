@@ -291,7 +291,8 @@ class DatasetSpec(_Model):
     def service_members(self, version: int) -> dict[str, list[str]]:
         """View -> the features of it that the service of ``version`` serves."""
         spec = self.service.versions[version]
-        views = spec.views or [*(v.name for v in self.views), self.derived_view_name]
+        derived = [self.derived_view_name] if self.derived else []
+        views = spec.views or [*(v.name for v in self.views), *derived]
         coverage = {f"{c}_count_" for c in self.aggregated}
         out: dict[str, list[str]] = {}
         for view in views:

@@ -180,3 +180,56 @@ def problems(spec: DatasetSpec) -> list[str]:
                     f"{', '.join([*view_names, spec.derived_view_name])}"
                 )
     return out
+
+
+def evolution_problems(old: DatasetSpec, new: DatasetSpec) -> list[str]:
+    """Why ``new`` cannot replace ``old`` over the same data (empty when it can).
+
+    Another dataset never can. A higher version may change anything (the data of the old
+    version stays as written). The same version may only add: new columns, aggregations,
+    windows, statistics, on-demand features and views; a removed or renamed column, or a
+    type change, needs a new version.
+    """
+    if new.name != old.name:
+        return [
+            f"name: this data holds dataset {old.name!r}, the spec is {new.name!r}; "
+            "use another lake (home / storage URIs) for another dataset"
+        ]
+    if new.version > old.version:
+        return []
+    if new.version < old.version:
+        return [
+            f"version: the data was written with {old.name} v{old.version}, the spec is "
+            f"v{new.version}; use the newer spec"
+        ]
+    out: list[str] = []
+    keys = {
+        "entity.join_key": (old.entity.join_key, new.entity.join_key),
+        "event_time.column": (old.event_time.column, new.event_time.column),
+    }
+    for field, (a, b) in keys.items():
+        if a != b:
+            out.append(f"{field}: {a!r} became {b!r} in v{new.version}; bump version")
+    for name, col in old.columns.items():
+        if name not in new.columns:
+            out.append(
+                f"columns.{name}: removed or renamed ({col.type}) without a new version; "
+                f"keep it or bump version to {old.version + 1}"
+            )
+        elif new.columns[name].type != col.type:
+            out.append(
+                f"columns.{name}: type changed from {col.type} to {new.columns[name].type} "
+                f"without a new version; bump version to {old.version + 1}"
+            )
+    for w, text in old.aggregations.windows.items():
+        if new.aggregations.windows.get(w) != text:
+            out.append(
+                f"aggregations.windows.{w}: {text} changed or removed; bump version to "
+                f"{old.version + 1}"
+            )
+    if old.aggregations.grain != new.aggregations.grain:
+        out.append(
+            f"aggregations.grain: {old.aggregations.grain} became {new.aggregations.grain}; "
+            f"bump version to {old.version + 1}"
+        )
+    return out

@@ -113,7 +113,20 @@ def read_table(settings: Settings, table: str, dates: set[date] | None = None) -
         if schema is None:
             return QUARANTINE_SCHEMA.empty_table()
         return schema.empty_table()
-    return storage.read_parquet(files)
+    table = storage.read_parquet(files)
+    return _conform(table, schema) if schema is not None else table
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``: columns in its order and types; a column that files
+    written before the spec gained it lack comes back as nulls."""
+    if table.schema.equals(schema):
+        return table
+    cols = [
+        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def _dates(ts: pa.ChunkedArray | pa.Array) -> set[date]:
@@ -255,6 +268,7 @@ def extract_transform(
     now = now or datetime.now(timezone.utc)
     layout = layout_of(settings)
     lake.recover(layout, _loader(settings))
+    check_spec_evolution(settings)
     done = lake.processed_inputs(layout)
     pending = [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
     if not pending:
@@ -270,6 +284,33 @@ def extract_transform(
         quarantine=extracted.rejected_table(),
         objects=[o.to_dict() for o in extracted.objects],
     )
+
+
+def check_spec_evolution(settings: Settings) -> None:
+    """Refuse a spec that cannot replace the one the lake was last written with.
+
+    Raises:
+        DatasetSpecError: another dataset, an older version, or a same-version change
+            that is not an addition, each problem naming the field and the fix.
+    """
+    from mlops_kit.data.spec import DatasetSpec, DatasetSpecError
+    from mlops_kit.data.spec_checks import evolution_problems
+
+    last = next(
+        (m for m in reversed(lake.manifests(layout_of(settings))) if m.get("dataset_spec")),
+        None,
+    )
+    if last is None:
+        return
+    old = DatasetSpec.model_validate(last["dataset_spec"])
+    new = spec_of(settings)
+    problems = evolution_problems(old, new)
+    if problems:
+        raise DatasetSpecError(
+            f"{new.name} v{new.version} over the lake written by run {last['run_id']} "
+            f"({old.name} v{old.version})",
+            problems,
+        )
 
 
 def read_options(settings: Settings) -> tuple[ReadOptions, dict[str, ReadOptions]]:
@@ -422,6 +463,7 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         "report": batch.report,
         "warehouse": {"url": _redact(settings.warehouse.url), "table": table},
         "dataset": records.spec.lineage(),
+        "dataset_spec": records.spec.model_dump(mode="json"),
     }
     commit.commit(manifest, _loader(settings))
     return EtlResult(

@@ -27,7 +27,6 @@ _EXPORTS: dict[str, str] = {
     "labels_from_readings": "mlops_kit.features.ops",
     "get_online": "mlops_kit.features.ops",
     "freshness": "mlops_kit.features.ops",
-    "demo_step": "mlops_kit.features.ops",
     "repo_config": "mlops_kit.features.config",
     "repo_config_dict": "mlops_kit.features.config",
     "placement": "mlops_kit.features.config",

@@ -14,7 +14,7 @@ import pyarrow as pa
 from mlops_kit import storage
 from mlops_kit.config import Settings
 from mlops_kit.features.catalog import TIMESTAMP, service_name
-from mlops_kit.features.store import FeatureClient, get_client
+from mlops_kit.features.store import get_client
 
 
 def apply(settings: Settings) -> dict[str, Any]:
@@ -137,44 +137,3 @@ def get_online(
 def freshness(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """Age of the newest online row per feature view (see :meth:`FeatureClient.freshness`)."""
     return get_client(settings).freshness(now)
-
-
-def demo_step(settings: Settings, devices: Sequence[str] | None = None) -> dict[str, Any]:
-    """Apply, materialize and look up a few devices online; returns what to print.
-
-    Returns:
-        ``{"apply": ..., "materialize": ..., "features": [...], "rows": [...],
-        "missing": [...], "freshness": ...}``.
-    """
-    import warnings
-
-    client = FeatureClient(settings)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
-        applied = client.apply()
-        mat = client.materialize()
-    if devices is None:
-        from mlops_kit.etl.run import features_table, read_table
-
-        ids = (
-            read_table(settings, features_table(settings)).column("device_id").unique().to_pylist()
-        )
-        devices = [*sorted(ids)[:3], "dev-unknown"]
-    shown = [
-        "device_hourly:readings_1h",
-        "device_hourly:temperature_mean_1h",
-        "device_hourly:vibration_max_1h",
-        "device_daily:temperature_mean_24h",
-        "device_derived:temperature_zscore_1h",
-    ]
-    res = client.online(list(devices), shown)
-    fresh = client.freshness()
-    client.close()
-    return {
-        "apply": applied.to_dict(),
-        "materialize": mat.to_dict(),
-        "features": [s.split(":", 1)[1] for s in shown],
-        "rows": res.to_rows(),
-        "missing": res.missing,
-        "freshness": fresh,
-    }

@@ -327,7 +327,7 @@ class FeatureClient:
             registry=self.placement.registry,
             entities=[defs.entity.name],
             feature_views=list(defs.views),
-            on_demand_feature_views=[defs.derived.name],
+            on_demand_feature_views=[defs.derived.name] if defs.derived is not None else [],
             feature_services=[s.name for s in defs.services.values()],
             source_uri=self.placement.source_uri,
             source_files=n,

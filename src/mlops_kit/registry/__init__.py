@@ -52,9 +52,6 @@ _LAZY: dict[str, str] = {
     "read_audit": "mlops_kit.registry.audit",
     "registry_lock": "mlops_kit.registry.lock",
     "SageMakerMirror": "mlops_kit.registry.sagemaker_mirror",
-    "demo_step": "mlops_kit.registry.steps",
-    "train_demo_model": "mlops_kit.registry.steps",
-    "demo_policy": "mlops_kit.registry.steps",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
@@ -82,13 +79,10 @@ __all__ = [
     "SageMakerMirror",
     "Thresholds",
     "decide",
-    "demo_policy",
-    "demo_step",
     "evaluate_onnx",
     "load_policy",
     "parse_policy",
     "read_audit",
     "read_evaluation_table",
     "registry_lock",
-    "train_demo_model",
 ]

@@ -95,8 +95,13 @@ class RegistryVersions:
         return MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
 
     def default_name(self, name: str | None) -> str:
-        """``name``, else the ``registry.model_name`` setting."""
-        return name or str(self.settings.registry.model_name)
+        """``name``, else the ``registry.model_name`` setting, else the dataset spec's
+        feature service name with ``-`` for ``_`` (``device-failure``)."""
+        if name or self.settings.registry.model_name:
+            return str(name or self.settings.registry.model_name)
+        from mlops_kit.data.spec import spec_of
+
+        return spec_of(self.settings).service.name.replace("_", "-")
 
     def policy(self, path: str | None = None) -> PromotionPolicy:
         """The policy at ``path``, else the ``registry.policy`` setting, else the defaults."""

@@ -41,7 +41,7 @@ exit status: 0 ok, 1 error, 2 bad arguments or config, 3 ONNX parity gate failed
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mlops_kit.training",
-        description="Train the IoT failure model, export it to ONNX and gate on parity.",
+        description="Train a model on a training table, export it to ONNX and gate on parity.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,22 +1,25 @@
-"""The registry's part of the demo: train a small model on the demo lake, register, promote.
+"""The demo's model legs: train and export, then register and promote.
 
-:func:`train_demo_model` builds the point-in-time training table from the lake the demo's
-ETL wrote, trains a small MLP, exports it to ONNX behind the parity gate and logs it to
-MLflow; it also writes the validation rows as the fixed evaluation set.
-:func:`demo_step` registers that run's model, promotes it to ``challenger``, records an
-approval and promotes it to ``champion``, and returns the decisions to print.
+:func:`train_and_export` runs the ``training`` pipeline's step functions on local folders
+(a point-in-time training set from the feature store -> ``train`` -> ``export_onnx`` with
+the parity gate -> MLflow). :func:`train_on_lake` trains from the lake's records without
+the feature store. :func:`register_and_promote` registers a run, promotes it to
+``challenger``, records an approval and promotes it to ``champion``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_kit import storage
-from mlops_kit.registry.policy import PromotionPolicy, parse_policy
 
 if TYPE_CHECKING:
     from mlops_kit.config import Settings
+    from mlops_kit.registry.policy import PromotionPolicy
 
 DEMO_POLICY: dict[str, Any] = {
     "thresholds": {"roc_auc": 0.7, "pr_auc": 0.05},
@@ -25,7 +28,7 @@ DEMO_POLICY: dict[str, Any] = {
     "require_approval": True,
     "evaluation": {"label_column": "label"},
 }
-"""The demo's policy: the synthetic fleet has few failures, so the floors are modest."""
+"""The demo's policy: synthetic data has few positives, so the floors are modest."""
 
 DEMO_CONFIG: dict[str, Any] = {
     "epochs": 4,
@@ -34,43 +37,106 @@ DEMO_CONFIG: dict[str, Any] = {
     "model": {"hidden_sizes": [32, 16]},
     "export": {"exporter": "torchscript"},
 }
+"""The training configuration of :func:`train_on_lake`."""
+
+
+@dataclass
+class LocalArtifact:
+    """A folder or file standing in for a KFP artifact (path + metadata + metrics)."""
+
+    path: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def log_metric(self, metric: str, value: float) -> None:
+        self.metadata[metric] = value
 
 
 def demo_policy(label_column: str = "label", split: str = "all") -> PromotionPolicy:
     """:data:`DEMO_POLICY` as a :class:`PromotionPolicy`.
 
     Args:
-        label_column: label column of the evaluation set (``failure`` in a training set
-            built from the feature store).
+        label_column: label column of the evaluation set.
         split: ``all`` rows, or the time-split ``validation`` rows of a training set.
     """
+    from mlops_kit.registry.policy import parse_policy
+
     data = {**DEMO_POLICY, "evaluation": {"label_column": label_column, "split": split}}
     return parse_policy(data, "(demo)")
 
 
-def train_demo_model(settings: Settings, *, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and log a small model on the demo lake.
+def train_and_export(settings: Settings, epochs: int = 12) -> dict[str, Any]:
+    """Build the point-in-time training set, train, export to ONNX behind the parity gate.
 
-    Args:
-        settings: settings whose lake holds the ETL's ``readings`` and hourly features.
-        config: TrainConfig overrides (default :data:`DEMO_CONFIG`).
+    Returns:
+        ``{"training_set": manifest, "train": metadata, "metrics": {...}, "export":
+        metadata, "onnx_path", "training_set_path"}``.
+    """
+    from mlops_kit.components.runtime.training import export_onnx_step, train_step
+    from mlops_kit.features import build_training_set
+
+    root = os.path.join(str(settings.home), "training")
+    set_dir = os.path.join(root, "training_set")
+    manifest = build_training_set(settings, set_dir)
+    settings_json = json.dumps({"home": str(settings.home), "dataset": settings.dataset})
+    model = LocalArtifact(os.path.join(root, "model"))
+    metrics = LocalArtifact(os.path.join(root, "metrics.json"))
+    trained = train_step(
+        LocalArtifact(set_dir),
+        model,
+        metrics,
+        config_json=json.dumps({"epochs": epochs}),
+        settings_json=settings_json,
+    )
+    onnx_model = LocalArtifact(os.path.join(root, "onnx"))
+    export_metrics = LocalArtifact(os.path.join(root, "export_metrics.json"))
+    exported = export_onnx_step(model, onnx_model, export_metrics, settings_json=settings_json)
+    return {
+        "training_set": manifest,
+        "training_set_path": set_dir,
+        "train": trained,
+        "metrics": metrics.metadata,
+        "export": exported,
+        "onnx_path": onnx_model.path,
+    }
+
+
+def promote(settings: Settings, trained: dict[str, Any]) -> dict[str, Any]:
+    """Register the exported run and promote it, evaluated on the training set's
+    validation rows (its label column as the manifest names it)."""
+    import warnings
+
+    labels = trained["training_set"].get("label_columns") or ["label"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return register_and_promote(
+            settings,
+            trained["export"]["mlflow_run_id"],
+            evaluation_uri=trained["training_set_path"],
+            policy=demo_policy(label_column=labels[0], split="validation"),
+        )
+
+
+def train_on_lake(settings: Settings, *, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and log a small model on the lake's records (no feature store needed).
+
+    The training table is :func:`~mlops_kit.training.build_training_table` of the
+    settings' dataset spec; its validation rows become the fixed evaluation set.
 
     Returns:
         ``{"run_id", "bundle_uri", "training_set_uri", "evaluation_uri", "metrics",
         "parity", "seconds"}``.
     """
+    from mlops_kit.data.spec import spec_of
     from mlops_kit.tracking import Lineage, log_training_run, resolve_target
     from mlops_kit.training import TrainConfig, build_training_table, time_split, train
+    from mlops_kit.training.config import default_feature_columns
 
     t0 = time.perf_counter()
+    spec = spec_of(settings)
     models = str(settings.storage.models_uri)
     ts_uri = storage.join(models, "demo", "training-set")
     bundle = storage.join(models, "demo", "bundle")
     eval_uri = storage.join(models, "demo", "evaluation.parquet")
-    from mlops_kit.data.spec import spec_of
-    from mlops_kit.training.config import default_feature_columns
-
-    spec = spec_of(settings)
     table = build_training_table(settings)
     storage.write_parquet(storage.join(ts_uri, "data.parquet"), table)
     base = dict(config or DEMO_CONFIG)
@@ -109,7 +175,7 @@ def train_demo_model(settings: Settings, *, config: dict[str, Any] | None = None
     }
 
 
-def demo_step(
+def register_and_promote(
     settings: Settings,
     run_id: str | None = None,
     *,
@@ -122,14 +188,14 @@ def demo_step(
     Args:
         settings: the demo's settings.
         run_id: a run logged by ``log_training_run``; ``None`` trains one
-            (:func:`train_demo_model`).
+            (:func:`train_on_lake`).
         name: registered model (default ``registry.model_name``).
         evaluation_uri: the fixed evaluation set (default: the one the training wrote).
         policy: the promotion policy (default :func:`demo_policy`).
 
     Returns:
         ``{"training", "registered", "challenger", "champion", "aliases", "audit",
-        "seconds"}`` where the two decisions are :meth:`Decision.to_dict` dicts.
+        "audit_location", "seconds"}``; the two decisions are ``Decision.to_dict`` dicts.
     """
     from mlops_kit.registry.names import CHALLENGER, CHAMPION
     from mlops_kit.registry.registry import ModelRegistry
@@ -137,7 +203,7 @@ def demo_step(
     t0 = time.perf_counter()
     training = None
     if run_id is None:
-        training = train_demo_model(settings)
+        training = train_on_lake(settings)
         run_id = training["run_id"]
         evaluation_uri = evaluation_uri or training["evaluation_uri"]
     policy = policy or demo_policy()
@@ -170,6 +236,3 @@ def demo_step(
         "audit_location": registry.audit_log.location(name),
         "seconds": time.perf_counter() - t0,
     }
-
-
-__all__ = ["DEMO_CONFIG", "DEMO_POLICY", "demo_policy", "demo_step", "train_demo_model"]

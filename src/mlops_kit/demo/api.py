@@ -1,6 +1,6 @@
 """A small HTTP JSON API serving records in cursor-paginated pages, on loopback.
 
-It stands in for an external partner API in demos and examples::
+It stands in for an external partner API in the demo, examples and tests::
 
     with serve_records(lines, page_size=500) as url:
         ingest_api(ApiSourceConfig(url=url), raw_uri, state_uri, "api-partner")
