@@ -26,7 +26,7 @@ from mlops_kit.cli._common import (
 from mlops_kit.cli.dataset import dataset_app
 from mlops_kit.cli.features import features_app
 from mlops_kit.cli.model import model_app
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.errors import ConfigError, MlopsKitError
 
 app = typer.Typer(
     name="mlops-kit",
@@ -109,7 +109,7 @@ def config_from_terraform(
             ["terraform", f"-chdir={source}", "output", "-json"], capture_output=True, text=True
         )
         if proc.returncode != 0:
-            raise MlopsKitError(
+            raise ConfigError(
                 f"'terraform output -json' failed in {source}: {proc.stderr.strip()}. "
                 "Run 'terraform init' and 'terraform apply' there first."
             )
@@ -180,11 +180,11 @@ def data_generate(
         out.write_bytes(raw.to_csv_bytes() if suffix == ".csv" else raw.to_bytes())
         injected = {k: v for k, v in raw.injected.items() if v}
     elif bad_rate:
-        raise MlopsKitError("--bad-rate applies to JSON lines and CSV output (not Parquet)")
+        raise ConfigError("--bad-rate applies to JSON lines and CSV output (not Parquet)")
     elif suffix == ".parquet":
         pq.write_table(table, out)
     else:
-        raise MlopsKitError(f"unsupported output '{out.suffix}': use .jsonl, .csv or .parquet")
+        raise ConfigError(f"unsupported output '{out.suffix}': use .jsonl, .csv or .parquet")
     console.print(
         f"wrote {table.num_rows:,} {spec.name} records of {devices} {spec.entity.name}s to {out}"
     )
@@ -210,7 +210,7 @@ def data_register_devices(
     from mlops_kit.etl.devices import register_devices
 
     if source is None and not device:
-        raise MlopsKitError("give a file with the spec's join key column, or --id ID (repeatable)")
+        raise ConfigError("give a file with the spec's join key column, or --id ID (repeatable)")
     out = register_devices(_settings(home), source, device, replace=replace)
     console.print(
         f"registry of known ids: {out['uri']} ({out['devices']:,} ids, {out['added']:,} new)"
@@ -476,7 +476,7 @@ def pipelines_submit(
     arguments = {}
     for item in arg:
         if "=" not in item:
-            raise MlopsKitError(f"--arg '{item}' must look like NAME=VALUE")
+            raise ConfigError(f"--arg '{item}' must look like NAME=VALUE")
         name, value = item.split("=", 1)
         arguments[name] = value
     console.print(submit(pipeline_yaml, host, arguments, experiment))
@@ -518,7 +518,7 @@ def launch_cmd(
     spec = parse_job_spec(yaml.safe_load(spec_file.read_text()) or {})
     if dry_run:
         if backend != "eks":
-            raise MlopsKitError("--dry-run prints the Kubernetes object: use it with --backend eks")
+            raise ConfigError("--dry-run prints the Kubernetes object: use it with --backend eks")
         from mlops_kit.training.launchers.eks import build_pytorchjob, build_trainjob
 
         build = build_trainjob if kind == "TrainJob" else build_pytorchjob

@@ -21,12 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_kit.data.errors import ExpressionError
+
 _FUNCTIONS = {"abs": abs, "min": min, "max": max}
 _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div)
-
-
-class ExpressionError(ValueError):
-    """An expression uses syntax outside the safe subset; the message names it."""
 
 
 def _check(node: ast.AST, text: str) -> set[str]:

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlops_kit.data.errors import DatasetSpecError
 from mlops_kit.data.expressions import Expression
-from mlops_kit.errors import ConfigError, format_validation_error
+from mlops_kit.errors import format_validation_error
 
 if TYPE_CHECKING:
     from mlops_kit.config import Settings
@@ -48,17 +49,6 @@ RESERVED: frozenset[str] = frozenset(
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class DatasetSpecError(ConfigError):
-    """A dataset spec is invalid; ``problems`` lists each one with its field and fix."""
-
-    code = "DATASET_SPEC_INVALID"
-
-    def __init__(self, name: str, problems: list[str]) -> None:
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"invalid dataset spec {name}:\n{lines}", problems=problems)
-        self.problems = problems
 
 
 def duration_s(text: str) -> int:

@@ -2,12 +2,11 @@
 
 from mlops_kit.etl.devices import read_device_registry, register_devices, write_device_registry
 from mlops_kit.etl.quality import RuleSet, default_rules
+from mlops_kit.etl.release import quarantined_objects, release_object
 from mlops_kit.etl.run import (
     EtlResult,
     features_table,
-    quarantined_objects,
     read_table,
-    release_object,
     run_etl,
     warehouse_table,
 )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mlops_kit import storage
-from mlops_kit.errors import MlopsKitError
+from mlops_kit.etl.errors import KnownIdsError
 
 if TYPE_CHECKING:
     from mlops_kit.config import Settings
@@ -48,7 +48,7 @@ def write_device_registry(settings: Settings, devices: pa.Table) -> str:
     """Store the known ids (a column named as the spec's join key); returns the URI."""
     entity, key, _ = _entity(settings)
     if key not in devices.column_names:
-        raise MlopsKitError(
+        raise KnownIdsError(
             f"the registry of known {entity}s needs a {key!r} column "
             f"(got {', '.join(devices.column_names)})"
         )
@@ -78,7 +78,7 @@ def register_devices(
         new += _device_ids_from(str(source), key)
     cleaned = [_clean(str(d), how) for d in new]
     if any(not d.strip() for d in cleaned):
-        raise MlopsKitError(f"a {entity} id is empty: remove blank ids from the input")
+        raise KnownIdsError(f"a {entity} id is empty: remove blank ids from the input")
     existing: list[str] = []
     if not replace and storage.exists(device_registry_uri(settings)):
         existing = read_device_registry(settings).to_pylist()
@@ -104,13 +104,13 @@ def _device_ids_from(path: str, key: str) -> list[str]:
         elif lower.endswith((".jsonl", ".ndjson", ".json")):
             table = pjson.read_json(io.BytesIO(data))
         else:
-            raise MlopsKitError(
+            raise KnownIdsError(
                 f"cannot read ids from '{path}': use a .csv, .jsonl or .parquet file"
             )
     except pa.ArrowException as exc:
-        raise MlopsKitError(f"cannot read ids from '{path}': {exc}") from None
+        raise KnownIdsError(f"cannot read ids from '{path}': {exc}") from None
     if key not in table.column_names:
-        raise MlopsKitError(
+        raise KnownIdsError(
             f"'{path}' has no {key} column (columns: {', '.join(table.column_names)})"
         )
     return [str(d) for d in table[key].drop_null().to_pylist()]
@@ -121,7 +121,7 @@ def read_device_registry(settings: Settings) -> pa.Array:
     entity, key, _ = _entity(settings)
     uri = device_registry_uri(settings)
     if not storage.exists(uri):
-        raise MlopsKitError(
+        raise KnownIdsError(
             f"no registry of known {entity}s at {uri}: the referential rule needs them. "
             "Register them with 'mlops-kit data register-devices FILE' (a CSV, JSON lines "
             f"or Parquet file with a {key} column) or "

@@ -23,9 +23,9 @@ from mlops_kit import storage
 from mlops_kit._faults import maybe_fail
 from mlops_kit.config import Settings
 from mlops_kit.data.spec import spec_of
-from mlops_kit.errors import DataQualityError, MlopsKitError
 from mlops_kit.etl import lake
 from mlops_kit.etl.devices import read_device_registry
+from mlops_kit.etl.errors import DataQualityError, EtlError
 from mlops_kit.etl.extract import QUARANTINE_SCHEMA, ReadOptions, extract, record_texts
 from mlops_kit.etl.layout import TIMESTAMP, RecordLayout, layout_for
 from mlops_kit.etl.quality import RuleSet, check, default_rules
@@ -363,7 +363,7 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
     )
     acc = checked.accounting
     if acc["rows_in"] != acc["loaded"] + acc["quarantined"] + acc["duplicates_dropped"]:
-        raise MlopsKitError(f"internal accounting mismatch in run {batch.run_id}: {acc}")
+        raise EtlError(f"internal accounting mismatch in run {batch.run_id}: {acc}")
     report = build_report(
         batch.run_id,
         acc,
@@ -402,12 +402,12 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
 def load(settings: Settings, batch: Batch) -> EtlResult:
     """Commit a checked batch: processed readings, features, quarantine, warehouse, manifest."""
     if not batch.checked:
-        raise MlopsKitError("load takes a batch that went through quality_check first")
+        raise EtlError("load takes a batch that went through quality_check first")
     storage.configure_from_settings(settings)
     layout = layout_of(settings)
     run_id, now, readings, quarantine = batch.run_id, batch.now, batch.rows, batch.quarantine
     if any(m["run_id"] == run_id for m in lake.manifests(layout)):
-        raise MlopsKitError(f"run {run_id} is already committed; nothing to load")
+        raise EtlError(f"run {run_id} is already committed; nothing to load")
     commit = lake.Commit(layout, run_id)
     records = record_layout(settings)
     features = records.spec.feature_table
@@ -584,62 +584,3 @@ def _redact(url: str | None) -> str | None:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}@{host}"
-
-
-def quarantined_objects(settings: Settings) -> list[dict[str, Any]]:
-    """Objects quarantined whole by their latest run, with ``run_id`` and ``released``
-    (True when a release is waiting for the next run)."""
-    layout = layout_of(settings)
-    latest: dict[str, dict[str, Any] | None] = {}
-    for m in lake.manifests(layout):
-        whole = {o["uri"]: o for o in m.get("objects_quarantined", [])}
-        for uri in m.get("inputs", []):
-            obj = whole.get(uri)
-            latest[uri] = (
-                {**obj, "run_id": m["run_id"], "committed_seq": m["committed_seq"]} if obj else None
-            )
-    released = lake.releases(layout)
-    out = []
-    for uri, obj in latest.items():
-        if obj is None:
-            continue
-        rel = released.get(uri)
-        out.append(
-            {**obj, "released": rel is not None and rel["after_seq"] >= obj["committed_seq"]}
-        )
-    return out
-
-
-def release_object(settings: Settings, uri: str, *, encoding: str | None = None) -> dict[str, Any]:
-    """Let the next ETL run read a quarantined object again, optionally declaring its
-    text encoding (for instance ``latin-1``).
-
-    Raises:
-        MlopsKitError: when ``uri`` is not an object quarantined whole.
-    """
-    storage.configure_from_settings(settings)
-    quarantined = {o["uri"]: o for o in quarantined_objects(settings)}
-    if uri not in quarantined:
-        known = ", ".join(sorted(quarantined)) or "none"
-        raise MlopsKitError(
-            f"'{uri}' is not an object quarantined whole, so there is nothing to release "
-            f"(quarantined objects: {known}; list them with 'mlops-kit etl quarantined')"
-        )
-    if encoding:
-        try:
-            "".encode(encoding)
-        except LookupError:
-            raise MlopsKitError(
-                f"unknown encoding '{encoding}': use a Python codec name such as latin-1, "
-                "cp1252 or utf-16"
-            ) from None
-    layout = layout_of(settings)
-    release = {
-        "uri": uri,
-        "after_seq": len(lake.manifests(layout)),
-        "encoding": encoding,
-        "released_at": datetime.now(timezone.utc).isoformat(),
-        "previous_reason": quarantined[uri]["reason"],
-    }
-    lake.write_release(layout, release)
-    return release

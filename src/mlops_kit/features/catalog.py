@@ -86,7 +86,12 @@ class Catalog:
         """The name of the feature service of ``version``, e.g. ``device_failure_v1``."""
         if version not in self.services:
             known = ", ".join(str(v) for v in self.services)
-            raise ValueError(f"no feature service version {version}: known versions are {known}")
+            from mlops_kit.features.errors import UnknownServiceVersionError
+
+            raise UnknownServiceVersionError(
+                f"no feature service version {version}: known versions are {known} "
+                "(add one under the dataset spec's service.versions)"
+            )
         return f"{self.service_prefix}_v{version}"
 
     def all_features(self) -> dict[str, str]:

@@ -55,7 +55,12 @@ class Definitions:
         """The feature service of ``version``."""
         if version not in self.services:
             known = ", ".join(str(v) for v in self.services)
-            raise ValueError(f"no feature service version {version}: known versions are {known}")
+            from mlops_kit.features.errors import UnknownServiceVersionError
+
+            raise UnknownServiceVersionError(
+                f"no feature service version {version}: known versions are {known} "
+                "(add one under the dataset spec's service.versions)"
+            )
         return self.services[version]
 
 

@@ -47,3 +47,9 @@ class DuplicateFeatureRowsError(FeatureStoreError):
     """The feature source has more than one row for an entity and event time."""
 
     code = "FEATURE_DUPLICATE_ROWS"
+
+
+class UnknownServiceVersionError(FeatureStoreError, ValueError):
+    """A feature service version the dataset spec does not declare."""
+
+    code = "FEATURE_SERVICE_UNKNOWN"

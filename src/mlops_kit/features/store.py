@@ -31,10 +31,8 @@ from mlops_kit.config import Settings
 from mlops_kit.features.catalog import TIMESTAMP, Catalog, catalog_of
 from mlops_kit.features.config import Placement, placement, repo_config
 from mlops_kit.features.errors import (
-    DuplicateFeatureRowsError,
     FeatureStoreError,
     SchemaDriftError,
-    SourceNotCommittedError,
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -182,79 +180,22 @@ class FeatureClient:
             self._reader = None
 
     # ------------------------------------------------------------- schema
-    def _etl_layout(self) -> Any:
-        """The ETL layout when the feature source is the ETL's feature table, else None."""
-        from mlops_kit.etl.run import features_table, layout_of
-
-        if not self.settings.storage.processed_uri:
-            return None
-        layout = layout_of(self.settings)
-        table = storage.join(layout.processed_uri, features_table(self.settings)).rstrip("/")
-        return layout if table == self.placement.source_uri else None
-
     def source_files(self) -> list[str]:
-        """The Parquet files the feature views read.
-
-        When the source is the ETL's feature table these are the files of committed runs
-        (the run manifests), and the folder Feast reads must hold exactly those: while a
-        commit is open (or after one was interrupted) the folder also holds the files it
-        replaces, so reading it then would join a day twice.
+        """The Parquet files the feature views read (see
+        :func:`mlops_kit.features.source.committed_files`).
 
         Raises:
             SourceNotCommittedError: an ETL commit is open, or the folder holds files no
                 committed run wrote (or lacks some that one did).
         """
-        from mlops_kit.etl import lake
-        from mlops_kit.etl.run import features_table
+        from mlops_kit.features.source import committed_files
 
-        listed = storage.list_files(self.placement.source_uri, ".parquet")
-        layout = self._etl_layout()
-        if layout is None:
-            return listed
-        busy = lake.open_commits(layout)
-        if busy:
-            raise SourceNotCommittedError(
-                f"ETL run {busy[0]} is committing (or was interrupted mid-commit), so "
-                f"{self.placement.source_uri} holds both the files it writes and those it "
-                "replaces. Wait for it to finish, or after a crash run `mlops-kit etl run`, "
-                "which completes the interrupted commit first",
-                runs=busy,
-            )
-        live = lake.live_files(layout, features_table(self.settings))
-        key = storage.resolve
-        extra = sorted({key(u)[1] for u in listed} - {key(u)[1] for u in live})
-        lost = sorted({key(u)[1] for u in live} - {key(u)[1] for u in listed})
-        if extra or lost:
-            what = (
-                f"{len(extra)} file(s) no committed ETL run wrote (first: {extra[0]})"
-                if extra
-                else f"{len(lost)} committed file(s) are missing (first: {lost[0]})"
-            )
-            raise SourceNotCommittedError(
-                f"the feature source {self.placement.source_uri} does not match the ETL's "
-                f"manifests: {what}. Only the ETL may write there; move other files out, "
-                "or restore the missing ones from the lake's backup / versioning",
-                extra=extra,
-                missing=lost,
-            )
-        return live
+        return committed_files(self.settings, self.placement.source_uri)
 
     def _read_consistently(self, files: list[str], read: Any) -> Any:
-        """``read()`` (a Feast read of the source folder), checked against a commit.
+        from mlops_kit.features.source import read_consistently
 
-        The committed files are listed before and after the read; if an ETL run committed
-        in between, the read may have seen two versions of a day and is done again.
-        """
-        for _ in range(3):
-            result = read()
-            now = self.source_files()
-            if now == files:
-                return result
-            files = now
-        raise SourceNotCommittedError(
-            "the ETL committed three times while the feature store read its source; "
-            "read again when the ETL is idle"
-        )
+        return read_consistently(self.source_files, files, read)
 
     def check_schema(self, files: Sequence[str] | None = None) -> int:
         """Compare the processed data's columns with the feature views.
@@ -364,40 +305,9 @@ class FeatureClient:
         return seq, earliest
 
     def _keys_in(self, files: list[str]) -> pa.Table:
-        """Entity and event time of every feature row, each pair at most once.
+        from mlops_kit.features.source import unique_keys
 
-        Raises:
-            DuplicateFeatureRowsError: a pair occurs twice; which row Feast's file store
-                joins is then not defined, so the rows are refused, not guessed between.
-        """
-        import polars as pl
-
-        key = self.catalog.join_key
-        if not files:
-            return pa.table({key: pa.array([], pa.string())})
-        keys = storage.read_parquet(files, columns=[key, TIMESTAMP])
-        frame = pl.from_arrow(keys)
-        assert isinstance(frame, pl.DataFrame)
-        dup = (
-            frame.group_by([key, TIMESTAMP]).len().filter(pl.col("len") > 1).sort([key, TIMESTAMP])
-        )
-        if dup.height:
-            first = dup.row(0, named=True)
-            raise DuplicateFeatureRowsError(
-                f"the feature source has {dup.height} ({key}, "
-                f"{TIMESTAMP}) pair(s) with more than one row, for example "
-                f"{first[key]!r} at {first[TIMESTAMP].isoformat()} "
-                f"({first['len']} rows) in {len(files)} file(s) under "
-                f"{self.placement.source_uri}. Keep one row per entity and event time: "
-                "write each partition once (the ETL rewrites a whole day) instead of "
-                "appending corrections",
-                pairs=dup.height,
-                example={
-                    key: first[key],
-                    TIMESTAMP: first[TIMESTAMP].isoformat(),
-                },
-            )
-        return keys
+        return unique_keys(files, self.catalog.join_key, self.placement.source_uri)
 
     def materialize(
         self,

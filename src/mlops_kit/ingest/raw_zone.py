@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
 from mlops_kit import storage
+from mlops_kit.ingest.errors import RawFormatError, RawSourceError
 
 FORMATS = ("jsonl", "csv", "parquet")
 _SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -42,7 +43,7 @@ class LandedObject:
 
 def check_source(source: str) -> str:
     if not _SOURCE_RE.match(source):
-        raise ValueError(
+        raise RawSourceError(
             f"invalid source name '{source}': use lowercase letters, digits, '.', '_' or '-' "
             "(at most 63 characters, starting with a letter or digit)"
         )
@@ -67,7 +68,7 @@ def land(
     """
     check_source(source)
     if fmt not in FORMATS:
-        raise ValueError(f"unsupported raw format '{fmt}': use one of {', '.join(FORMATS)}")
+        raise RawFormatError(f"unsupported raw format '{fmt}': use one of {', '.join(FORMATS)}")
     digest = hashlib.sha256(data).hexdigest()
     marker = storage.join(raw_uri, "_index", f"source={source}", f"{digest}.json")
     if storage.exists(marker):
