@@ -166,14 +166,14 @@ def test_demo_runs_the_same_loop_on_the_second_dataset(home: Path) -> None:
 def test_ingest_api_and_stream_commands(home: Path) -> None:
     from mlops_kit.config import load_settings
     from mlops_kit.demo.api import serve_records
-    from mlops_kit.ingest.streams import producer_from_settings
+    from mlops_kit.ingest.streams import stream_producer_of
 
     lines = [json.dumps({"device_id": f"dev-{i:04d}", "n": i}) for i in range(250)]
     with serve_records(lines, page_size=100) as url:
         result = runner.invoke(app, ["ingest", "api", url, "--source", "api-test"])
     assert result.exit_code == 0, result.output
     assert "250 records" in result.output and "complete" in result.output
-    producer_from_settings(load_settings()).put_records(lines[:40])
+    stream_producer_of(load_settings()).put_records(lines[:40])
     result = runner.invoke(app, ["ingest", "stream"])
     assert result.exit_code == 0, result.output
     assert "40 landed" in result.output

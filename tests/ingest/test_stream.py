@@ -517,12 +517,12 @@ def test_strict_device_ts_key_drops_conflicting_copies(lake) -> None:
 
 def test_backends_from_settings(home, moto_endpoint, lake) -> None:
     from mlops_kit.config import load_settings
-    from mlops_kit.ingest.streams import producer_from_settings, source_from_settings
+    from mlops_kit.ingest.streams import stream_producer_of, stream_source_of
 
     raw, state = lake
     local = load_settings()
-    producer_from_settings(local).put_records(['{"device_id": "d", "ts": "t"}'])
-    source = source_from_settings(local)
+    stream_producer_of(local).put_records(['{"device_id": "d", "ts": "t"}'])
+    source = stream_source_of(local)
     assert isinstance(source, LocalStreamSource)
     assert str(source.path).startswith(str(home))
     assert consume_stream(source, raw, state, NAME).records_landed == 1
@@ -531,7 +531,7 @@ def test_backends_from_settings(home, moto_endpoint, lake) -> None:
     aws = load_settings(
         stream={"backend": "kinesis", "stream_name": name}, aws={"endpoint_url": moto_endpoint}
     )
-    producer_from_settings(aws).put_records(['{"device_id": "d", "ts": "t2"}'])
-    kinesis = source_from_settings(aws)
+    stream_producer_of(aws).put_records(['{"device_id": "d", "ts": "t2"}'])
+    kinesis = stream_source_of(aws)
     assert isinstance(kinesis, KinesisStreamSource) and kinesis.identity == f"kinesis:{name}"
     assert consume_stream(kinesis, raw, state, "iot-kinesis").records_landed == 1

@@ -21,7 +21,7 @@ import pytest
 
 from mlops_kit.config import load_settings
 from mlops_kit.errors import ConfigError
-from mlops_kit.tracking import LINEAGE_TAGS, Lineage, TrackingTarget, git_commit, resolve_target
+from mlops_kit.tracking import LINEAGE_TAGS, Lineage, TrackingTarget, git_commit, tracking_target_of
 from tests.conftest import REPO, free_port
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -91,7 +91,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingTarget]:
             if key.startswith(("MLOPS_KIT_", "MLFLOW_")):
                 mp.delenv(key)
         mp.setenv("MLOPS_KIT_CONFIG", str(root / "absent.yaml"))
-        yield resolve_target(load_settings(home=root / "home"), experiment="unit")
+        yield tracking_target_of(load_settings(home=root / "home"), experiment="unit")
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_target_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     monkeypatch.setenv("MLOPS_KIT_CONFIG", str(tmp_path / "absent.yaml"))
     local = load_settings(home=tmp_path / "home")
-    target = resolve_target(local)
+    target = tracking_target_of(local)
     assert target.uri == f"sqlite:///{(tmp_path / 'home').resolve()}/mlflow.db"
     assert target.experiment == "mlops-kit" and not target.is_server
     assert target.artifact_location == (tmp_path / "home" / "models").resolve().as_uri() + (
@@ -200,14 +200,14 @@ def test_target_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         warehouse={"url": "postgresql+psycopg://u@h:5432/db"},
     )
     with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI"):
-        resolve_target(aws)
+        tracking_target_of(aws)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:secret@mlflow.example.com")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "fleet")
-    served = resolve_target(aws)
+    served = tracking_target_of(aws)
     assert served.is_server and served.artifact_location is None
     assert served.experiment == "fleet"
     assert served.display_uri == "https://user:***@mlflow.example.com"
-    assert resolve_target(local, uri="sqlite:////x.db", experiment="e").uri == "sqlite:////x.db"
+    assert tracking_target_of(local, uri="sqlite:////x.db", experiment="e").uri == "sqlite:////x.db"
 
 
 def test_lineage_without_manifest_and_outside_git(
@@ -236,7 +236,7 @@ def test_importing_tracking_does_not_import_mlflow() -> None:
         """
         import sys
         import mlops_kit, mlops_kit.tracking
-        from mlops_kit.tracking import Lineage, resolve_target
+        from mlops_kit.tracking import Lineage, tracking_target_of
         heavy = [m for m in ("mlflow", "torch", "kfp") if m in sys.modules]
         assert not heavy, heavy
         print("ok")
@@ -311,7 +311,7 @@ def test_against_a_real_tracking_server(
         storage={"processed_uri": "s3://b/processed", "raw_uri": "s3://b/raw"},
         warehouse={"url": "postgresql+psycopg://u@h:5432/db"},
     )
-    target = resolve_target(aws, experiment="server")
+    target = tracking_target_of(aws, experiment="server")
     assert target.is_server and target.uri == mlflow_server
     trained = _train_and_log(target, tmp_path, launcher="eks")
     _check_run(MlflowClient(tracking_uri=mlflow_server), trained)
@@ -320,15 +320,15 @@ def test_against_a_real_tracking_server(
 
 def test_tracking_uri_from_settings_between_env_and_default(tmp_path, monkeypatch) -> None:
     from mlops_kit.config import load_settings
-    from mlops_kit.tracking import resolve_target
+    from mlops_kit.tracking import tracking_target_of
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     s = load_settings(
         home=tmp_path, tracking={"uri": "http://mlflow.internal:5000", "experiment": "iot"}
     )
-    target = resolve_target(s)
+    target = tracking_target_of(s)
     assert (target.uri, target.experiment) == ("http://mlflow.internal:5000", "iot")
-    assert resolve_target(load_settings(home=tmp_path)).uri.startswith("sqlite:///")
+    assert tracking_target_of(load_settings(home=tmp_path)).uri.startswith("sqlite:///")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://other:5000")
-    assert resolve_target(s).uri == "http://other:5000"
+    assert tracking_target_of(s).uri == "http://other:5000"

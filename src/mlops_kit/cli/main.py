@@ -297,13 +297,13 @@ def ingest_stream_cmd(
 ) -> None:
     """Consume the configured stream (local file or Kinesis) into the raw zone."""
     from mlops_kit import storage
-    from mlops_kit.ingest.streams import consume_stream, source_from_settings
+    from mlops_kit.ingest.streams import consume_stream, stream_source_of
 
     s = _settings(home)
     storage.configure_from_settings(s)
     with console.status(f"consuming {s.stream.backend} stream {s.stream.stream_name}"):
         result = consume_stream(
-            source_from_settings(s),
+            stream_source_of(s),
             s.storage.raw_uri or "",
             s.storage.state_uri or "",
             source,

@@ -193,8 +193,8 @@ def _ingest(
     from mlops_kit.ingest.files import ingest_files
     from mlops_kit.ingest.streams import (
         consume_stream,
-        producer_from_settings,
-        source_from_settings,
+        stream_producer_of,
+        stream_source_of,
     )
 
     home = Path(settings.home)
@@ -237,12 +237,12 @@ def _ingest(
         }
     )
     with progress("stream: producing and consuming micro-batches"):
-        producer = producer_from_settings(settings)
+        producer = stream_producer_of(settings)
         producer.put_records(data.stream_lines)
         # a producer retry re-sends a few records; the raw zone keeps them once
         producer.put_records(data.stream_lines[:50])
         stream = consume_stream(
-            source_from_settings(settings),
+            stream_source_of(settings),
             raw_uri,
             state_uri,
             "stream",
@@ -275,16 +275,15 @@ def _warehouse(settings: Settings) -> dict[str, Any]:
     """The newest rows of the warehouse table: the key, the time and three features."""
     from mlops_kit.etl import warehouse_table
     from mlops_kit.etl.layout import TIMESTAMP
-    from mlops_kit.etl.run import record_layout
-    from mlops_kit.etl.warehouse import open_warehouse
+    from mlops_kit.etl.run import record_layout_of, warehouse_of
 
-    layout = record_layout(settings)
+    layout = record_layout_of(settings)
     shown = [
         n for n in layout.feature_names if not n.startswith(layout.spec.aggregations.row_count)
     ]
     columns = [layout.key, TIMESTAMP, *shown[:3]]
     table = warehouse_table(settings)
-    wh = open_warehouse(settings.warehouse.url or "")
+    wh = warehouse_of(settings)
     rows = wh.query(
         f"SELECT {', '.join(columns)} FROM {table} ORDER BY {TIMESTAMP} DESC, {layout.key} LIMIT 5"
     )

@@ -127,7 +127,7 @@ def train_on_lake(settings: Settings, *, config: dict[str, Any] | None = None) -
         "parity", "seconds"}``.
     """
     from mlops_kit.data.spec import spec_of
-    from mlops_kit.tracking import Lineage, log_training_run, resolve_target
+    from mlops_kit.tracking import Lineage, log_training_run, tracking_target_of
     from mlops_kit.training import TrainConfig, build_training_table, time_split, train
     from mlops_kit.training.config import default_feature_columns
 
@@ -161,7 +161,7 @@ def train_on_lake(settings: Settings, *, config: dict[str, Any] | None = None) -
         bundle,
         result.parity,
         lineage,
-        target=resolve_target(settings, experiment="demo"),
+        target=tracking_target_of(settings, experiment="demo"),
         run_name="demo",
     )
     return {

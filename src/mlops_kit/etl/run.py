@@ -39,7 +39,7 @@ QUARANTINE = "quarantine"
 QUARANTINED_OBJECTS = "quarantined_objects"
 
 
-def record_layout(settings: Settings) -> RecordLayout:
+def record_layout_of(settings: Settings) -> RecordLayout:
     """The layout of the settings' dataset spec (see :mod:`mlops_kit.etl.layout`)."""
     return layout_for(spec_of(settings))
 
@@ -104,7 +104,7 @@ def read_table(settings: Settings, table: str, dates: set[date] | None = None) -
     if dates is not None:
         wanted = {f"date={d.isoformat()}" for d in dates}
         files = [f for f in files if any(part in wanted for part in f.split("/"))]
-    records = record_layout(settings)
+    records = record_layout_of(settings)
     schema = {
         READINGS: records.reading_schema,
         features_table(settings): records.features_schema,
@@ -157,16 +157,21 @@ def _run_id(inputs: list[str], now: datetime, seq: int) -> str:
 
 def _loader(settings: Settings) -> Callable[[dict[str, Any]], None]:
     def load(spec: dict[str, Any]) -> None:
-        records = record_layout(settings)
+        records = record_layout_of(settings)
         rows = (
             storage.read_parquet(spec["files"])
             if spec["files"]
             else records.features_schema.empty_table()
         )
-        wh = open_warehouse(settings.warehouse.url or "", _warehouse_password(settings))
+        wh = warehouse_of(settings)
         wh.load(spec["table"], rows, records.feature_key, spec["run_id"])
 
     return load
+
+
+def warehouse_of(settings: Settings) -> Any:
+    """The warehouse the settings select (its password from ``warehouse.secret_arn``)."""
+    return open_warehouse(settings.warehouse.url or "", _warehouse_password(settings))
 
 
 def _warehouse_password(settings: Settings) -> str | None:
@@ -332,7 +337,7 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
             the rejected rows are written under the reports zone.
     """
     storage.configure_from_settings(settings)
-    records = record_layout(settings)
+    records = record_layout_of(settings)
     q = settings.quality
     rules = (
         rules
@@ -409,7 +414,7 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
     if any(m["run_id"] == run_id for m in lake.manifests(layout)):
         raise EtlError(f"run {run_id} is already committed; nothing to load")
     commit = lake.Commit(layout, run_id)
-    records = record_layout(settings)
+    records = record_layout_of(settings)
     features = records.spec.feature_table
     feature_tables = _features(settings, readings, now)
     outputs: dict[str, dict[str, list[str]]] = {
@@ -561,7 +566,7 @@ def _features(settings: Settings, new: pa.Table, now: datetime) -> dict[date, pa
     """
     if new.num_rows == 0:
         return {}
-    records = record_layout(settings)
+    records = record_layout_of(settings)
     reach = max(records.windows.values(), default=records.grain)
     span = max(1, -(-int(reach.total_seconds()) // 86400))
     new_dates = _dates(new[records.time])

@@ -20,7 +20,7 @@ _EXPORTS: dict[str, str] = {
     "TrainingSet": "mlops_kit.features.store",
     "ApplyResult": "mlops_kit.features.store",
     "MaterializeResult": "mlops_kit.features.store",
-    "get_client": "mlops_kit.features.store",
+    "feature_client_of": "mlops_kit.features.store",
     "apply": "mlops_kit.features.ops",
     "materialize": "mlops_kit.features.ops",
     "build_training_set": "mlops_kit.features.ops",

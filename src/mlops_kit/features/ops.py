@@ -14,19 +14,19 @@ import pyarrow as pa
 from mlops_kit import storage
 from mlops_kit.config import Settings
 from mlops_kit.features.catalog import TIMESTAMP, service_name
-from mlops_kit.features.store import get_client
+from mlops_kit.features.store import feature_client_of
 
 
 def apply(settings: Settings) -> dict[str, Any]:
     """Register the feature definitions (see :meth:`FeatureClient.apply`)."""
-    return get_client(settings).apply().to_dict()
+    return feature_client_of(settings).apply().to_dict()
 
 
 def materialize(
     settings: Settings, end: datetime | None = None, *, full: bool = False
 ) -> dict[str, Any]:
     """Incrementally materialize into the online store (see :meth:`FeatureClient.materialize`)."""
-    return get_client(settings).materialize(end, full=full).to_dict()
+    return feature_client_of(settings).materialize(end, full=full).to_dict()
 
 
 def labels_from_readings(settings: Settings, every: str | None = None) -> pa.Table:
@@ -100,7 +100,7 @@ def build_training_set(
     """
     storage.configure_from_settings(settings)
     labels = storage.read_parquet(labels_uri) if labels_uri else labels_from_readings(settings)
-    client = get_client(settings)
+    client = feature_client_of(settings)
     ts = client.training_set(
         labels, features=features, missing=missing, timestamp_column=timestamp_column
     )
@@ -130,10 +130,10 @@ def get_online(
     settings: Settings, entities: Sequence[str], features: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Online values for ``entities`` as ``{"rows": [...], "missing": [...], "missing_count"}``."""
-    res = get_client(settings).online(entities, features)
+    res = feature_client_of(settings).online(entities, features)
     return {"rows": res.to_rows(), "missing": res.missing, "missing_count": res.missing_count}
 
 
 def freshness(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """Age of the newest online row per feature view (see :meth:`FeatureClient.freshness`)."""
-    return get_client(settings).freshness(now)
+    return feature_client_of(settings).freshness(now)

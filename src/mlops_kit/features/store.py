@@ -1,6 +1,6 @@
 """The feature store client: one long-lived Feast ``FeatureStore`` behind a small API.
 
-A serving replica builds one :class:`FeatureClient` (or calls :func:`get_client`) at
+A serving replica builds one :class:`FeatureClient` (or calls :func:`feature_client_of`) at
 start-up and reuses it for every request: the Feast store, its registry cache, the online
 store connection and the serialized entity keys live as long as the client.
 
@@ -527,7 +527,7 @@ _clients: dict[str, FeatureClient] = {}
 _clients_lock = threading.Lock()
 
 
-def get_client(settings: Settings) -> FeatureClient:
+def feature_client_of(settings: Settings) -> FeatureClient:
     """The process-wide client for ``settings`` (one long-lived store per settings)."""
     key = settings.model_dump_json()
     with _clients_lock:

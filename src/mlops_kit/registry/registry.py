@@ -35,7 +35,7 @@ class ModelRegistry(RegistryPromotions):
 
     Args:
         settings: :class:`~mlops_kit.config.Settings` (default: :func:`load_settings`).
-        tracking_uri: MLflow tracking URI (default: :func:`~mlops_kit.tracking.resolve_target`).
+        tracking_uri: MLflow tracking URI (default: :func:`~mlops_kit.tracking.tracking_target_of`).
         state_uri: folder of the audit logs and file locks (default
             ``<storage.state_uri>/registry``).
         mirror: a :class:`~mlops_kit.registry.sagemaker_mirror.SageMakerMirror` to keep in

@@ -60,14 +60,14 @@ class RegistryVersions:
         state_uri: str | None = None,
         mirror: Any = None,
     ) -> None:
-        from mlops_kit.tracking.target import resolve_target
+        from mlops_kit.tracking.target import tracking_target_of
 
         if settings is None:
             from mlops_kit.config import load_settings
 
             settings = load_settings()
         self.settings = settings
-        self.target = resolve_target(settings, uri=tracking_uri)
+        self.target = tracking_target_of(settings, uri=tracking_uri)
         base = state_uri or (
             storage.join(str(settings.storage.state_uri), AUDIT_DIR)
             if settings.storage.state_uri

@@ -11,7 +11,7 @@ first use of :class:`MlflowCallback` or :func:`log_training_run`::
     cb.finish(result)
     run_id = log_training_run(result, "file:///models/m1", lineage=lineage, run_id=cb.run_id)
 
-Where runs go (:func:`resolve_target`): ``MLFLOW_TRACKING_URI`` when set, else for the
+Where runs go (:func:`tracking_target_of`): ``MLFLOW_TRACKING_URI`` when set, else for the
 local profile ``sqlite:///<home>/mlflow.db`` with artifacts under
 ``<storage.models_uri>/mlflow-artifacts``; the aws profile needs ``MLFLOW_TRACKING_URI``.
 See docs/tracking.md.
@@ -26,7 +26,7 @@ from mlops_kit.tracking.target import (
     DEFAULT_EXPERIMENT,
     TRACKING_URI_ENV,
     TrackingTarget,
-    resolve_target,
+    tracking_target_of,
 )
 
 _LAZY: dict[str, str] = {
@@ -56,6 +56,6 @@ __all__ = [
     "log_training_run",
     "model_signature",
     "model_uri",
-    "resolve_target",
     "start_run",
+    "tracking_target_of",
 ]

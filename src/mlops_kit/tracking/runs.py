@@ -33,7 +33,7 @@ from mlops_kit import storage
 from mlops_kit._lazy import require
 from mlops_kit.tracking.errors import TrackingError
 from mlops_kit.tracking.lineage import Lineage
-from mlops_kit.tracking.target import TRACKING_URI_ENV, TrackingTarget, resolve_target
+from mlops_kit.tracking.target import TRACKING_URI_ENV, TrackingTarget, tracking_target_of
 
 mlflow = require("mlflow", "experiment tracking")
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
@@ -201,7 +201,7 @@ class MlflowCallback:
 
     Args:
         config: the run's TrainConfig (logged as flattened params).
-        target: where to log (default: :func:`~mlops_kit.tracking.resolve_target`).
+        target: where to log (default: :func:`~mlops_kit.tracking.tracking_target_of`).
         run_name: the run's display name.
         tags: run tags set when the run opens (e.g. ``Lineage.tags()``).
     """
@@ -215,7 +215,7 @@ class MlflowCallback:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
-        self.target = target or resolve_target()
+        self.target = target or tracking_target_of()
         self.run_name = run_name
         self.tags = dict(tags or {})
         self.run_id: str | None = None
@@ -378,7 +378,7 @@ def log_training_run(
             ``parity.json`` beside the ONNX graph, then in the bundle).
         lineage: the run's :class:`~mlops_kit.tracking.Lineage` (or its dict).
         run_id: log into this run (e.g. ``MlflowCallback.run_id``); ``None`` opens one.
-        target: where to log (default: :func:`~mlops_kit.tracking.resolve_target`).
+        target: where to log (default: :func:`~mlops_kit.tracking.tracking_target_of`).
         onnx_uri: the ONNX graph to log (default ``<bundle>/model.onnx``).
         run_name: display name of a new run.
 
@@ -387,7 +387,7 @@ def log_training_run(
     """
     from mlops_kit.model.preprocess import Preprocessor
 
-    target = target or resolve_target()
+    target = target or tracking_target_of()
     client = client_for(target)
     config = _read_optional_json(storage.join(bundle_uri, "config.json"))
     summary = (

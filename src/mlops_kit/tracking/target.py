@@ -82,7 +82,7 @@ def _as_uri(location: str) -> str:
     return Path(location).expanduser().resolve().as_uri()
 
 
-def resolve_target(
+def tracking_target_of(
     settings: Settings | None = None,
     *,
     uri: str | None = None,
@@ -135,5 +135,5 @@ __all__ = [
     "TRACKING_URI_ENV",
     "TrackingTarget",
     "redact",
-    "resolve_target",
+    "tracking_target_of",
 ]

@@ -21,14 +21,14 @@ from mlops_kit.components.runtime import (
 def empty_batch(settings: Any, now: datetime | None = None) -> Any:
     """The batch of a run that found nothing new: no run id, no inputs, no rows."""
     from mlops_kit.etl.extract import QUARANTINE_SCHEMA
-    from mlops_kit.etl.run import Batch, record_layout
+    from mlops_kit.etl.run import Batch, record_layout_of
 
     return Batch(
         run_id="",
         now=now or datetime.now(timezone.utc),
         inputs=[],
         rows_in=0,
-        rows=record_layout(settings).extracted_schema.empty_table(),
+        rows=record_layout_of(settings).extracted_schema.empty_table(),
         quarantine=QUARANTINE_SCHEMA.empty_table(),
     )
 

@@ -152,7 +152,7 @@ def ingest_stream_step(
     Returns:
         The landed objects as dicts.
     """
-    from mlops_kit.ingest.streams import consume_stream, source_from_settings
+    from mlops_kit.ingest.streams import consume_stream, stream_source_of
 
     settings = settings_from_json(settings_json)
     if not enabled:
@@ -160,7 +160,7 @@ def ingest_stream_step(
         landed.metadata["status"] = "skipped"
         return []
     result = consume_stream(
-        source_from_settings(settings),
+        stream_source_of(settings),
         settings.storage.raw_uri or "",
         settings.storage.state_uri or "",
         source,

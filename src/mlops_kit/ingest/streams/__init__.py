@@ -26,8 +26,8 @@ from mlops_kit.ingest.streams.consumer import (
     consume_stream,
     load_checkpoint,
     pending_uri,
-    producer_from_settings,
-    source_from_settings,
+    stream_producer_of,
+    stream_source_of,
 )
 from mlops_kit.ingest.streams.kinesis import KinesisProducer, KinesisStreamSource, PutResult
 from mlops_kit.ingest.streams.local import (
@@ -59,7 +59,7 @@ __all__ = [
     "load_checkpoint",
     "partition_key_of",
     "pending_uri",
-    "producer_from_settings",
     "record_key",
-    "source_from_settings",
+    "stream_producer_of",
+    "stream_source_of",
 ]

@@ -319,7 +319,7 @@ def consume_stream(
     return result
 
 
-def source_from_settings(settings: Settings) -> StreamSource:
+def stream_source_of(settings: Settings) -> StreamSource:
     """The stream source that ``settings.stream.backend`` selects.
 
     ``local`` reads ``settings.stream.local_path``; ``kinesis`` reads
@@ -334,8 +334,8 @@ def source_from_settings(settings: Settings) -> StreamSource:
     return LocalStreamSource.from_settings(settings)
 
 
-def producer_from_settings(settings: Settings) -> Any:
-    """The producer matching :func:`source_from_settings` (``put_records(records)``)."""
+def stream_producer_of(settings: Settings) -> Any:
+    """The producer matching :func:`stream_source_of` (``put_records(records)``)."""
     if settings.stream.backend == "kinesis":
         from mlops_kit.ingest.streams.kinesis import KinesisProducer
 

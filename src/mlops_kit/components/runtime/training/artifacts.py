@@ -111,9 +111,9 @@ def remote_data_uri(training_set: ArtifactLike) -> str:
 
 def tracking_target(settings: Settings, tracking_uri: str, experiment: str) -> Any:
     """The MLflow target of a step (``""`` parameters: the settings' and environment's)."""
-    from mlops_kit.tracking.target import resolve_target
+    from mlops_kit.tracking.target import tracking_target_of
 
-    return resolve_target(settings, uri=tracking_uri or None, experiment=experiment or None)
+    return tracking_target_of(settings, uri=tracking_uri or None, experiment=experiment or None)
 
 
 def write_tracking(folder: str, target: Any, run_id: str) -> dict[str, Any]:
