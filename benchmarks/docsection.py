@@ -1,10 +1,19 @@
-"""Shared by the benchmark scripts: the machine's CPU name and writing a marked doc section."""
+"""Shared by the benchmark scripts: the machine's CPU name and writing a marked doc section.
+
+Importing it also puts ``examples/`` on ``sys.path``, so a benchmark can import the IoT
+example data (``iot_fleet``) the way the test suite does.
+"""
 
 from __future__ import annotations
 
 import platform
 import re
+import sys
 from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
 
 
 def cpu_name() -> str:

@@ -37,8 +37,8 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 from docsection import cpu_name, write_section
+from iot_fleet import GeneratorConfig, generate_readings
 
-from mlops_kit.data.synthetic import GeneratorConfig, generate_readings
 from mlops_kit.etl.extract import extract_csv, extract_jsonl, extract_parquet
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

@@ -45,15 +45,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from docsection import cpu_name, write_section
-
-from mlops_kit.data.generate import SpecGeneratorConfig, entity_ids, generate
-from mlops_kit.data.spec import load_spec
-from mlops_kit.data.synthetic import (
+from iot_fleet import (
     GeneratorConfig,
     device_ids,
     inject_typed_bad,
     iter_reading_batches,
 )
+
+from mlops_kit.data.generate import SpecGeneratorConfig, entity_ids, generate
+from mlops_kit.data.spec import load_spec
 from mlops_kit.etl.bulk import BulkResult, BulkWriter
 from mlops_kit.etl.layout import RecordLayout, layout_for
 

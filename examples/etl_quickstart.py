@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 import tempfile
 
-from mlops_kit import load_settings, storage
-from mlops_kit.data.synthetic import (
+from iot_fleet import (
     GeneratorConfig,
     device_registry,
     generate_readings,
     to_raw_records,
 )
+
+from mlops_kit import load_settings, storage
 from mlops_kit.etl import (
     features_table,
     read_table,

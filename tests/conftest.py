@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -41,6 +42,9 @@ SHARED = REPO.parent / "shared"
 
 REQUIRE_ENV = "MLOPS_KIT_REQUIRE_SERVICES"
 _FALSE = ("", "0", "false", "no", "off")
+
+# the IoT example data (examples/iot_fleet.py) that many tests build lakes from
+sys.path.insert(0, str(REPO / "examples"))
 
 
 def required_services_mode(environ: Any = os.environ) -> tuple[bool, str]:

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from iot_fleet import GeneratorConfig, device_registry, generate_readings
 
 from mlops_kit.config import Settings, load_settings
-from mlops_kit.data.synthetic import GeneratorConfig, device_registry, generate_readings
 from mlops_kit.etl import write_device_registry
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)

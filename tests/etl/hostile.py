@@ -20,8 +20,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from mlops_kit.data.schema import SENSORS
+from iot_fleet import SENSORS
 
 FIELDS = ["device_id", "ts", *SENSORS, "failure"]
 

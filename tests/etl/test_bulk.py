@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from mlops_kit.data.synthetic import (
+from iot_fleet import (
     GeneratorConfig,
     device_ids,
     inject_typed_bad,
     iter_reading_batches,
 )
+
 from mlops_kit.etl.bulk import BulkWriter
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
+from iot_fleet import device_registry, to_raw_records
 
 from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
-from mlops_kit.data.synthetic import device_registry, to_raw_records
 from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import manifests
 from mlops_kit.etl.run import layout_of, warehouse_table

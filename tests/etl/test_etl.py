@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import yaml
+from iot_fleet import BAD_KINDS, to_raw_records
 from pydantic import ValidationError
 
 from mlops_kit import storage
-from mlops_kit.data.synthetic import BAD_KINDS, to_raw_records
 from mlops_kit.errors import DataQualityError, MlopsKitError
 from mlops_kit.etl import RuleSet, read_table, run_etl
 from mlops_kit.etl.lake import manifests

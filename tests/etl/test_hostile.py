@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from iot_fleet import device_registry
 
 from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
-from mlops_kit.data.synthetic import device_registry
 from mlops_kit.errors import MlopsKitError
 from mlops_kit.etl import (
     quarantined_objects,

@@ -13,16 +13,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import yaml
-
-from mlops_kit import storage
-from mlops_kit.config import Settings, load_settings
-from mlops_kit.data.spec import default_spec
-from mlops_kit.data.synthetic import (
+from iot_fleet import (
     GeneratorConfig,
     device_registry,
     generate_readings,
     to_raw_records,
 )
+
+from mlops_kit import storage
+from mlops_kit.config import Settings, load_settings
+from mlops_kit.data.spec import default_spec
 from mlops_kit.etl import read_table, run_etl, write_device_registry
 from mlops_kit.etl.lake import live_files, open_commits
 from mlops_kit.etl.run import layout_of

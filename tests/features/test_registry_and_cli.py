@@ -54,7 +54,7 @@ def test_sql_registry_on_postgres(tmp_path: Path, postgres_url: str) -> None:
 
 def _readings():
     """The readings the lake is built from: 4 devices, every 5 minutes for 2 days from T0."""
-    from mlops_kit.data.synthetic import GeneratorConfig, generate_readings
+    from iot_fleet import GeneratorConfig, generate_readings
 
     return generate_readings(GeneratorConfig(n_devices=4, steps=2 * 288, freq_s=300, seed=3))
 
@@ -72,7 +72,8 @@ def _raw(device: str, start: datetime, hours: int) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def etl_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake written by the real ETL from synthetic readings (4 devices, 2 days)."""
-    from mlops_kit.data.synthetic import device_registry
+    from iot_fleet import device_registry
+
     from mlops_kit.etl import run_etl, write_device_registry
     from mlops_kit.ingest.files import ingest_files
 

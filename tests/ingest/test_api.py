@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from iot_fleet import GeneratorConfig, generate_readings, to_raw_records
 
 from mlops_kit import storage
-from mlops_kit.data.synthetic import GeneratorConfig, generate_readings, to_raw_records
 from mlops_kit.errors import IngestionError
 from mlops_kit.ingest import api as api_module
 from mlops_kit.ingest.api import ApiSourceConfig, cursor_uri, ingest_api, load_cursor

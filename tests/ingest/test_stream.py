@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iot_fleet import GeneratorConfig, generate_readings, to_raw_records
 
 from mlops_kit import storage
 from mlops_kit._faults import EXIT_CODE, FAULT_ENV
-from mlops_kit.data.synthetic import GeneratorConfig, generate_readings, to_raw_records
 from mlops_kit.errors import IngestionError
 from mlops_kit.ingest.raw_zone import land, list_raw
 from mlops_kit.ingest.streams import (

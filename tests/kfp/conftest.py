@@ -54,12 +54,13 @@ def lake(home: Path, tmp_path: Path) -> Lake:
 
     Both carry injected bad records; the device registry is written.
     """
-    from mlops_kit.data.synthetic import (
+    from iot_fleet import (
         GeneratorConfig,
         device_registry,
         generate_readings,
         to_raw_records,
     )
+
     from mlops_kit.etl import write_device_registry
     from mlops_kit.ingest.streams import LocalStreamProducer
 
@@ -91,7 +92,7 @@ class ApiServer:
 @pytest.fixture
 def api_server() -> Iterator[ApiServer]:
     """A paged JSON API on loopback: ``{"items": [...], "next": <cursor or null>}``."""
-    from mlops_kit.data.synthetic import GeneratorConfig, generate_readings, to_raw_records
+    from iot_fleet import GeneratorConfig, generate_readings, to_raw_records
 
     table = generate_readings(GeneratorConfig(n_devices=N_DEVICES, steps=100)).slice(550, 50)
     items = [json.loads(line) for line in to_raw_records(table).lines]

@@ -52,8 +52,8 @@ def feature_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     One failure per device and day puts positives on both sides of the time split.
     """
     import pyarrow.parquet as pq
+    from iot_fleet import GeneratorConfig, device_registry, generate_readings
 
-    from mlops_kit.data.synthetic import GeneratorConfig, device_registry, generate_readings
     from mlops_kit.etl import run_etl, write_device_registry
     from mlops_kit.ingest.files import ingest_files
 

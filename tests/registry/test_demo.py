@@ -12,8 +12,8 @@ from mlops_kit.config import load_settings
 @pytest.mark.slow
 def test_demo_step_promotes_the_trained_model_to_champion(clean_env: None, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
+    from iot_fleet import GeneratorConfig, device_registry, generate_readings
 
-    from mlops_kit.data.synthetic import GeneratorConfig, device_registry, generate_readings
     from mlops_kit.demo.model import register_and_promote
     from mlops_kit.etl import run_etl, write_device_registry
     from mlops_kit.ingest.files import ingest_files

@@ -1,4 +1,10 @@
-"""Deterministic synthetic IoT readings for predictive maintenance.
+"""The IoT readings example: a fleet of devices with a wear process, and its raw records.
+
+This is example data for the bundled ``iot_readings`` spec (examples/datasets/), used by
+the test suite, the benchmarks and ``etl_quickstart.py``; the library's own generator,
+:mod:`mlops_kit.data.generate`, writes data for any spec.
+
+Deterministic synthetic IoT readings for predictive maintenance.
 
 Each device carries a hidden wear process: in the 48 hours before a failure its
 temperature and vibration rise and its voltage sags. A reading is labelled ``failure=1``
@@ -21,7 +27,13 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pyarrow as pa
 
-from mlops_kit.data.schema import READING_SCHEMA, SENSORS
+from mlops_kit.data.spec import load_spec
+
+SENSORS: tuple[str, ...] = ("temperature", "vibration", "pressure", "humidity", "rpm", "voltage")
+"""Sensor columns of the IoT readings, in the spec's order."""
+
+READING_SCHEMA = load_spec("iot_readings").arrow_schema()
+"""Typed, normalised readings (temperature in degrees Celsius), from the spec."""
 
 BAD_KINDS = (
     "null",
