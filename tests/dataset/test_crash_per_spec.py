@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.data.generate import SpecGeneratorConfig, generate, to_raw
 from mlops_kit.data.spec import load_spec
@@ -33,6 +36,48 @@ _RUN = textwrap.dedent(
     run_etl(load_settings(), now=datetime.fromisoformat({NOW.isoformat()!r}))
     """
 )
+
+
+BACKENDS = [
+    "local",
+    pytest.param("s3", marks=pytest.mark.aws),
+    pytest.param("postgres", marks=pytest.mark.postgres),
+]
+
+
+def _config(backend: str, root: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for ``backend``: the lake on moto's S3, the warehouse in PostgreSQL, or
+    both local."""
+    cfg: dict[str, Any] = {"home": str(root / "home"), "dataset": NAME}
+    if backend == "s3":
+        import boto3
+
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = f"spec-crash-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket=bucket
+        )
+        cfg.update(
+            profile="aws",
+            aws={"region": "us-east-1", "endpoint_url": endpoint},
+            storage={"raw_uri": f"s3://{bucket}/raw", "processed_uri": f"s3://{bucket}/processed"},
+            warehouse={"url": f"duckdb:///{root / 'wh.duckdb'}"},
+        )
+    elif backend == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("postgres_url")
+        db = f"spec_crash_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as con:
+            con.execute(f"CREATE DATABASE {db}")
+        cfg["warehouse"] = {"url": url.rsplit("/", 1)[0] + "/" + db}
+    return cfg
+
+
+@pytest.fixture(autouse=True)
+def _s3_back_to_default():
+    yield
+    storage.configure_s3("us-east-1", None)
 
 
 def _batches() -> tuple[bytes, bytes]:
@@ -66,20 +111,27 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple, tuple]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("point", "new"), POINTS)
 def test_a_kill_mid_commit_is_completed_by_the_next_run(
-    tmp_path: Path, reference: tuple[tuple, tuple], point: str, new: bool
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    reference: tuple[tuple, tuple],
+    backend: str,
+    point: str,
+    new: bool,
 ) -> None:
     before, after = reference
     assert before != after
-    home = tmp_path / "home"
+    cfg = _config(backend, tmp_path, request)
     first, rest = _batches()
-    s = load_settings(home=home, dataset=NAME)
+    s = load_settings(**cfg)
+    storage.configure_from_settings(s)
     land(s.storage.raw_uri or "", "files", first, "jsonl")
     run_etl(s, now=NOW)
     land(s.storage.raw_uri or "", "files", rest, "jsonl")
     config = tmp_path / "mlops_kit.yaml"
-    config.write_text(yaml.safe_dump({"home": str(home), "dataset": NAME}))
+    config.write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
     env.update(MLOPS_KIT_CONFIG=str(config), MLOPS_KIT_FAULT_AT=point)
     proc = subprocess.run([sys.executable, "-c", _RUN], env=env, capture_output=True, text=True)
