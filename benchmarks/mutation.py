@@ -64,7 +64,15 @@ def _copy(dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for name in ("src", "tests", "pyproject.toml", ".importlinter", "components", "pipelines"):
+    for name in (
+        "src",
+        "tests",
+        "examples",
+        "pyproject.toml",
+        ".importlinter",
+        "components",
+        "pipelines",
+    ):
         src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
