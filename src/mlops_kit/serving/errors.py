@@ -1,0 +1,21 @@
+"""Errors of serving (subclasses of :class:`~mlops_kit.errors.MlopsKitError`)."""
+
+from __future__ import annotations
+
+from mlops_kit.errors import MlopsKitError
+
+
+class ServingError(MlopsKitError):
+    """The service cannot load or run its model; the message says why and what to do."""
+
+    code = "SERVING_ERROR"
+
+
+class BadRequestError(ServingError):
+    """A prediction request is invalid; ``errors`` names each bad field (HTTP 422)."""
+
+    code = "SERVING_BAD_REQUEST"
+
+    def __init__(self, message: str, errors: list[dict]) -> None:
+        super().__init__(message, errors=errors)
+        self.errors = errors

@@ -1,0 +1,260 @@
+"""The inference service: a registry alias's model, spec-typed requests, online features.
+
+One :class:`InferenceService` per replica. It loads the version the alias points to
+(``champion`` by default) with the registry's own loader (the registered ONNX graph and
+its preprocessing), refuses a model trained on another dataset or spec version than the
+settings select, and answers batches of requests. A request names the entity and may
+carry the model's features; the features it leaves out are read from the online store
+(the spec's feature service) in one lookup per batch. Every answer names the model
+version that produced it. :meth:`InferenceService.refresh` follows the alias when it
+moves.
+
+Example:
+    >>> from mlops_kit import load_settings
+    >>> service = InferenceService(load_settings())                      # doctest: +SKIP
+    >>> service.predict([{"device_id": "device-0001"}])                  # doctest: +SKIP
+    [{'device_id': 'device-0001', 'score': 0.03, 'model_version': '3', 'features_from': 'online'}]
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlops_kit.data.request import request_model, response_model
+from mlops_kit.data.spec import spec_of
+from mlops_kit.serving.errors import BadRequestError, ServingError
+
+if TYPE_CHECKING:
+    from mlops_kit.config import Settings
+    from mlops_kit.model.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The version a replica serves."""
+
+    name: str
+    version: str
+    alias: str
+    predictor: Predictor
+    dataset: str
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.predictor.feature_names)
+
+
+class InferenceService:
+    """Scores requests with the model a registry alias points to.
+
+    Args:
+        settings: the dataset spec, the registry and the online store.
+        model: registered model (default: ``registry.model_name``, else the spec's service).
+        alias: the alias to serve (``champion``).
+        online: a feature client for online lookups (default: built on first need).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: str | None = None,
+        alias: str = "champion",
+        online: Any = None,
+    ) -> None:
+        from mlops_kit.registry.registry import ModelRegistry
+
+        self.settings = settings
+        self.spec = spec_of(settings)
+        self.registry = ModelRegistry(settings)
+        self.name = self.registry.default_name(model)
+        self.alias = alias
+        self._online = online
+        self._lock = threading.Lock()
+        self.model = self._load()
+        self._request = request_model(self.spec, self.model.features)
+        self._response = response_model(self.spec)
+
+    # ------------------------------------------------------------------ model
+    def _load(self) -> LoadedModel:
+        from mlops_kit.model.predictor import Predictor, onnx_session
+        from mlops_kit.registry.errors import RegistryError
+
+        try:
+            mv = self.registry.version(self.name, self.alias)
+        except RegistryError as exc:
+            raise ServingError(
+                f"nothing to serve: {exc}. Promote a version to '{self.alias}' first "
+                f"('mlops-kit model promote {self.name} <version> --target {self.alias}')"
+            ) from None
+        tags = mv.tags or {}
+        trained = (tags.get("mlops_kit.dataset"), tags.get("mlops_kit.dataset_version"))
+        want = (self.spec.name, str(self.spec.version))
+        if trained[0] not in (None, "none") and trained != want:
+            raise ServingError(
+                f"version {mv.version} of '{self.name}' was trained on {trained[0]} "
+                f"v{trained[1]}, the settings select {want[0]} v{want[1]}: serve a model of "
+                "the selected dataset, or select the dataset the model was trained on"
+            )
+        data, pre = self.registry.load_model(self.name, str(mv.version))
+        predictor = Predictor(onnx_session(data), pre)
+        return LoadedModel(self.name, str(mv.version), self.alias, predictor, self.spec.name)
+
+    def refresh(self) -> bool:
+        """Load the version the alias points to now; True when it moved.
+
+        In-flight requests finish on the version they started with: the swap is one
+        assignment, made after the new model is loaded.
+        """
+        now = str(self.registry.version(self.name, self.alias).version)
+        if now == self.model.version:
+            return False
+        with self._lock:
+            if now != self.model.version:
+                self.model = self._load()
+                self._request = request_model(self.spec, self.model.features)
+        return True
+
+    # ------------------------------------------------------------------ requests
+    def _online_client(self) -> Any:
+        if self._online is None:
+            from mlops_kit.features.store import feature_client_of
+
+            self._online = feature_client_of(self.settings)
+        return self._online
+
+    def validate(self, payloads: list[Any]) -> list[Any]:
+        """The requests as the spec's request model.
+
+        Raises:
+            BadRequestError: naming each bad request (by position) and field.
+        """
+        from pydantic import ValidationError
+
+        out, errors = [], []
+        for i, payload in enumerate(payloads):
+            try:
+                out.append(self._request.model_validate(payload))
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = ".".join(str(p) for p in err["loc"]) or "request"
+                    errors.append({"request": i, "field": loc, "error": err["msg"]})
+        if errors:
+            first = errors[0]
+            raise BadRequestError(
+                f"{len(errors)} problem(s) in {len(payloads)} request(s); first: request "
+                f"{first['request']}, {first['field']}: {first['error']}",
+                errors,
+            )
+        return out
+
+    def predict(self, payloads: list[Any]) -> list[dict[str, Any]]:
+        """Score a batch of requests (dicts with the join key and optional features).
+
+        Raises:
+            BadRequestError: a request is invalid, or an entity has neither the features
+                in the request nor a row in the online store.
+        """
+        model = self.model
+        requests = self.validate(payloads)
+        key = self.spec.entity.join_key
+        names = model.features
+        columns = {n: [getattr(r, n) for r in requests] for n in names}
+        lacking = [i for i, r in enumerate(requests) if any(getattr(r, n) is None for n in names)]
+        sources = ["request"] * len(requests)
+        if lacking:
+            ids = [getattr(requests[i], key) for i in lacking]
+            online = self._online_client().online(ids, list(names))
+            unknown = set(online.missing)
+            missing = [(i, e) for i, e in zip(lacking, ids, strict=True) if e in unknown]
+            if missing:
+                raise BadRequestError(
+                    f"{len(missing)} request(s) lack features and their {key} has no online "
+                    f"row (first: {missing[0][1]!r}): send the features, or materialize the "
+                    "feature store",
+                    [
+                        {"request": i, "field": key, "error": "no online features for this id"}
+                        for i, _ in missing
+                    ],
+                )
+            for j, i in enumerate(lacking):
+                given = [getattr(requests[i], n) is not None for n in names]
+                for n in names:
+                    if columns[n][i] is None:
+                        columns[n][i] = online.columns[n][j]
+                sources[i] = "mixed" if any(given) else "online"
+        scores = model.predictor.predict(
+            {n: [math.nan if v is None else float(v) for v in vals] for n, vals in columns.items()}
+        )
+        return [
+            {
+                key: getattr(r, key),
+                "score": float(s),
+                "model_version": model.version,
+                "features_from": src,
+            }
+            for r, s, src in zip(requests, scores, sources, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ Open Inference Protocol
+    def metadata_v2(self) -> dict[str, Any]:
+        """``GET /v2/models/<name>``: name, versions, platform, the input and output tensors."""
+        k = len(self.model.features)
+        return {
+            "name": self.name,
+            "versions": [self.model.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, k]}],
+            "outputs": [{"name": "probability", "datatype": "FP32", "shape": [-1, 1]}],
+            "parameters": {"feature_names": list(self.model.features), "alias": self.alias},
+        }
+
+    def infer_v2(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v2/models/<name>/infer``: an FP32 ``features`` tensor of shape
+        ``[n, k]`` (raw feature values in the model's order, row-major) in, the
+        ``probability`` tensor out.
+
+        Raises:
+            BadRequestError: no such input, another datatype or a shape that does not fit.
+        """
+        model = self.model
+        k = len(model.features)
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        tensor = next((t for t in inputs or [] if t.get("name") == "features"), None)
+        if tensor is None:
+            raise BadRequestError(
+                "the request has no input named 'features' (FP32, shape [n, k])",
+                [{"field": "inputs", "error": "missing 'features'"}],
+            )
+        shape = tensor.get("shape") or []
+        if tensor.get("datatype") != "FP32" or len(shape) != 2 or shape[1] != k:
+            raise BadRequestError(
+                f"input 'features' must be FP32 with shape [n, {k}] (the model's "
+                f"{k} features), got {tensor.get('datatype')} {shape}",
+                [{"field": "inputs.features", "error": "datatype or shape"}],
+            )
+        data = np.asarray(tensor.get("data", []), dtype=np.float64)
+        if data.size != shape[0] * k:
+            raise BadRequestError(
+                f"input 'features' holds {data.size} values for shape {shape}",
+                [{"field": "inputs.features.data", "error": "size"}],
+            )
+        rows = data.reshape(shape[0], k)
+        probs = model.predictor.predict({n: rows[:, j] for j, n in enumerate(model.features)})
+        return {
+            "model_name": self.name,
+            "model_version": model.version,
+            "id": body.get("id", ""),
+            "outputs": [
+                {
+                    "name": "probability",
+                    "datatype": "FP32",
+                    "shape": [int(shape[0]), 1],
+                    "data": [float(p) for p in probs],
+                }
+            ],
+        }
