@@ -15,6 +15,7 @@ EXTRAS: dict[str, str] = {
     "onnx": "onnx",
     "onnxruntime": "onnx",
     "ray": "serve",
+    "fastapi": "serve",
     "kfp": "kfp",
     "kfp.kubernetes": "kfp",
     "sagemaker": "sagemaker",
