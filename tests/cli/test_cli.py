@@ -143,6 +143,12 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     champion = summary["registry"]["champion"]
     assert champion["accepted"] is True
     assert champion["aliases"]["champion"] == champion["version"]
+    # and the loop ends in served predictions, each naming the champion's version
+    served = summary["served"]
+    assert served["version"] == champion["version"] and len(served["answers"]) == 3
+    assert all(0.0 <= a["score"] <= 1.0 for a in served["answers"])
+    assert {a["model_version"] for a in served["answers"]} == {champion["version"]}
+    assert "device-unknown" in served["refused"]
 
 
 @pytest.mark.slow
@@ -159,6 +165,7 @@ def test_demo_runs_the_same_loop_on_the_second_dataset(home: Path) -> None:
     assert "applied machine_recent, machine_shift (services machine_fault_v1)" in out
     assert "unknown ids come back as explicit nulls: ['machine-unknown']" in out
     assert "machine-fault v1 -> champion: accepted" in out
+    assert "served by machine-fault v1 (the champion)" in out
     assert "skipped steps" not in out
     assert "Warning" not in proc.stderr and "INFO" not in proc.stderr
 

@@ -108,6 +108,17 @@ def _print(report: DemoReport, console: Console) -> None:
         for key in ("challenger", "champion"):
             if report.registry.get(key):
                 print_decision(report.registry[key], console)
+    if report.served is not None:
+        served = report.served
+        table = Table(title=f"served by {served['model']} v{served['version']} (the champion)")
+        key = report.features["key"] if report.features else "id"
+        for col in (key, "score", "features from"):
+            table.add_column(col)
+        for row in served["answers"]:
+            table.add_row(str(row[key]), f"{row['score']:.4f}", row["features_from"])
+        console.print(table)
+        if served["refused"]:
+            console.print(f"an unknown id is refused: {served['refused']}")
     if report.skipped:
         skipped = Table(title="skipped steps")
         skipped.add_column("step")

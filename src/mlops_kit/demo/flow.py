@@ -64,6 +64,7 @@ class DemoReport:
     features: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
     registry: dict[str, Any] | None = None
+    served: dict[str, Any] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -80,6 +81,7 @@ class DemoReport:
             "features": self.features,
             "training": self.training,
             "registry": self.registry,
+            "served": self.served,
             "skipped": self.skipped,
         }
 
@@ -178,6 +180,11 @@ def run(
             report.registry = promote(settings, report.training)
     if report.registry is None:
         report.skipped.append(("model registry", "it promotes the trained model, skipped above"))
+    elif not (report.registry.get("champion") or {}).get("accepted"):
+        report.skipped.append(("serving", "no version became champion, see the decisions above"))
+    else:
+        with progress("serving: the champion answers requests"), _quiet_libraries():
+            report.served = serve_step(settings, report.features)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -320,6 +327,31 @@ def features_step(settings: Settings, entities: list[str] | None = None) -> dict
         "rows": res.to_rows(),
         "missing": res.missing,
         "freshness": fresh,
+    }
+
+
+def serve_step(settings: Settings, features: dict[str, Any] | None) -> dict[str, Any]:
+    """Score the entities the feature step looked up through the inference service:
+    features from the online store, the champion's version named in every answer."""
+    from mlops_kit.serving import BadRequestError, InferenceService
+
+    service = InferenceService(settings)
+    key = service.spec.entity.join_key
+    ids = [r[key] for r in (features or {}).get("rows", []) if r.get(key)]
+    known = [i for i in ids if i not in set((features or {}).get("missing", []))]
+    answers = service.predict([{key: i} for i in known])
+    refused = None
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        try:
+            service.predict([{key: unknown[0]}])
+        except BadRequestError as exc:
+            refused = exc.message
+    return {
+        "model": service.name,
+        "version": service.model.version,
+        "answers": answers,
+        "refused": refused,
     }
 
 
