@@ -16,6 +16,7 @@ EXTRAS: dict[str, str] = {
     "onnxruntime": "onnx",
     "ray": "serve",
     "fastapi": "serve",
+    "uvicorn": "serve",
     "kfp": "kfp",
     "kfp.kubernetes": "kfp",
     "sagemaker": "sagemaker",

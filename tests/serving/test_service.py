@@ -176,3 +176,57 @@ def test_the_service_follows_the_alias_and_refuses_another_spec_version(served) 
     other = load_settings(home=s.home, dataset=str(v2))
     with pytest.raises(ServingError, match=r"settings select .* v2"):
         InferenceService(other)
+
+
+def test_mlops_kit_serve_answers_over_http(served, tmp_path: Path) -> None:
+    """``mlops-kit serve`` in its own process: ready, then a prediction over real HTTP."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    s = served["settings"]
+    config = tmp_path / "mlops_kit.yaml"
+    config.write_text(yaml.safe_dump({"home": str(s.home), "dataset": s.dataset}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
+    env["MLOPS_KIT_CONFIG"] = str(config)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_kit.cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as r:
+                    if json.loads(r.read()) == {"ready": True}:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(
+                        f"mlops-kit serve exited: {proc.stderr.read() if proc.stderr else ''}"
+                    )
+                time.sleep(0.1)
+        key = spec_of(s).entity.join_key
+        entity = sorted(_newest(s))[0]
+        req = urllib.request.Request(
+            f"{base}/predict",
+            data=json.dumps({key: entity}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            (answer,) = json.loads(r.read())
+        assert answer[key] == entity and answer["features_from"] == "online"
+        assert 0.0 <= answer["score"] <= 1.0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -533,6 +533,29 @@ def launch_cmd(
         console.print(f"{handle.name}: {status.phase} {status.reason or ''}".rstrip())
 
 
+# ---------------------------------------------------------------- serve
+@app.command("serve")
+def serve_cmd(
+    home: Path | None = HomeOpt,
+    model: str | None = typer.Option(None, help="Registered model (default: the settings')."),
+    alias: str = typer.Option("champion", help="The alias to serve."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Serve a registry alias's model over HTTP: POST /predict and the Open Inference
+    Protocol (/v2/health/ready, /v2/models/<name>/infer); see docs/serving.md."""
+    from mlops_kit._lazy import require
+    from mlops_kit.serving import InferenceService, create_app
+
+    uvicorn = require("uvicorn", "serving over HTTP")
+    service = InferenceService(_settings(home), model=model, alias=alias)
+    service.warm_up()
+    console.print(
+        f"serving {service.name} v{service.model.version} ({alias}) on http://{host}:{port}"
+    )
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
 # ---------------------------------------------------------------- demo
 @app.command()
 def demo(

@@ -119,6 +119,12 @@ class InferenceService:
                 self._request = request_model(self.spec, self.model.features)
         return True
 
+    def warm_up(self) -> None:
+        """Open the online store and score one row, so that the first request does not
+        pay for imports and connections (call before reporting ready)."""
+        self._online_client().online([], list(self.model.features))
+        self.model.predictor.predict({n: [0.0] for n in self.model.features})
+
     # ------------------------------------------------------------------ requests
     def _online_client(self) -> Any:
         if self._online is None:
