@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -353,8 +352,3 @@ def serve_step(settings: Settings, features: dict[str, Any] | None) -> dict[str,
         "answers": answers,
         "refused": refused,
     }
-
-
-def expected_reasons(report: DemoReport) -> Counter[str]:
-    """The quarantine the generator injected, as a counter (for display)."""
-    return Counter(report.injected)
