@@ -89,6 +89,7 @@ def _configure(dest: Path, modules: list[str], tests: list[str]) -> None:
     text += (
         "\n[tool.mutmut]\n"
         'source_paths = ["src"]\n'
+        'also_copy = ["examples"]\n'
         f"only_mutate = {json.dumps(modules)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]\n'
@@ -103,15 +104,23 @@ def run_target(name: str, work: Path, max_children: int) -> dict[str, object]:
     _configure(dest, modules, tests)
     mutmut = Path(sys.executable).parent / "mutmut"
     t0 = time.perf_counter()
-    subprocess.run(
+    run = subprocess.run(
         [str(mutmut), "run", "--max-children", str(max_children)],
         cwd=dest,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         check=False,
     )
     subprocess.run([str(mutmut), "export-cicd-stats"], cwd=dest, capture_output=True, check=False)
     stats = json.loads((dest / "mutants" / "mutmut-cicd-stats.json").read_text())
+    judged = sum(stats.get(k, 0) for k in ("killed", "survived", "timeout", "no_tests"))
+    if stats.get("total", 0) and not judged:
+        # mutmut stopped before judging a mutant (its baseline test run failed)
+        raise SystemExit(
+            f"mutmut judged no mutant of {name} (exit {run.returncode}); its output ends:\n"
+            + "\n".join(run.stderr.strip().splitlines()[-15:])
+        )
     stats["seconds"] = round(time.perf_counter() - t0)
     stats["modules"] = modules
     print(name, stats, flush=True)
