@@ -244,3 +244,25 @@ def test_a_spec_without_on_demand_features_serves_its_views_only() -> None:
     spec = spec_from_dict(raw)
     assert list(spec.service_members(1)) == ["machine_recent", "machine_shift"]
     assert not any(f.startswith("machine_derived:") for f in spec.all_features())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abs(a - b) / max(c, 1) + min(a, 2) * -1",
+        "(a - 32) * 5 / 9",
+        "a / b",
+        "-a + b * c - 2.5",
+    ],
+)
+def test_the_arrow_evaluator_agrees_with_the_python_one(text: str) -> None:
+    import pyarrow as pa
+
+    cols = {
+        "a": [3.0, None, 1.0, 0.0, -7.5],
+        "b": [1.0, 1.0, 0.0, 2.0, 3.0],
+        "c": [0.5, 2.0, 4.0, None, -1.0],
+    }
+    expr = Expression.parse(text)
+    got = expr.arrow({k: pa.array(v, pa.float64()) for k, v in cols.items()})
+    assert got.to_pylist() == expr.evaluate(cols)
