@@ -7,10 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -21,6 +19,7 @@ from mlops_kit.data.generate import SpecGeneratorConfig, generate, to_raw
 from mlops_kit.data.spec import load_spec
 from mlops_kit.etl import features_table, read_table, run_etl
 from mlops_kit.ingest.raw_zone import land
+from tests.backends import BACKENDS, backend_config
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 NOW = T0 + timedelta(days=3)
@@ -36,42 +35,6 @@ _RUN = textwrap.dedent(
     run_etl(load_settings(), now=datetime.fromisoformat({NOW.isoformat()!r}))
     """
 )
-
-
-BACKENDS = [
-    "local",
-    pytest.param("s3", marks=pytest.mark.aws),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-]
-
-
-def _config(backend: str, root: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Settings for ``backend``: the lake on moto's S3, the warehouse in PostgreSQL, or
-    both local."""
-    cfg: dict[str, Any] = {"home": str(root / "home"), "dataset": NAME}
-    if backend == "s3":
-        import boto3
-
-        endpoint = request.getfixturevalue("moto_endpoint")
-        bucket = f"spec-crash-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket=bucket
-        )
-        cfg.update(
-            profile="aws",
-            aws={"region": "us-east-1", "endpoint_url": endpoint},
-            storage={"raw_uri": f"s3://{bucket}/raw", "processed_uri": f"s3://{bucket}/processed"},
-            warehouse={"url": f"duckdb:///{root / 'wh.duckdb'}"},
-        )
-    elif backend == "postgres":
-        import psycopg
-
-        url = request.getfixturevalue("postgres_url")
-        db = f"spec_crash_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as con:
-            con.execute(f"CREATE DATABASE {db}")
-        cfg["warehouse"] = {"url": url.rsplit("/", 1)[0] + "/" + db}
-    return cfg
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +86,7 @@ def test_a_kill_mid_commit_is_completed_by_the_next_run(
 ) -> None:
     before, after = reference
     assert before != after
-    cfg = _config(backend, tmp_path, request)
+    cfg = backend_config(backend, tmp_path, request, dataset=NAME)
     first, rest = _batches()
     s = load_settings(**cfg)
     storage.configure_from_settings(s)

@@ -6,9 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from mlops_kit.etl.lake import manifests
 from mlops_kit.etl.run import layout_of, warehouse_table
 from mlops_kit.etl.warehouse import RUNS_TABLE, open_warehouse
 from mlops_kit.ingest.raw_zone import land
+from tests.backends import BACKENDS, backend_config
 
 from .conftest import N_DEVICES, NOW, small_readings
 
@@ -43,14 +42,6 @@ _RUN = textwrap.dedent(
     """
 )
 
-BACKENDS = [
-    "local",
-    pytest.param("s3", marks=pytest.mark.aws),
-    pytest.param("postgres", marks=pytest.mark.postgres),
-]
-"""Where the stores live: ``local`` (files + DuckDB), ``s3`` (the lake on moto's S3,
-DuckDB), ``postgres`` (local files, the warehouse in PostgreSQL)."""
-
 # which store shows its new state after a kill at each point (lake, warehouse): the
 # manifest is the lake's commit point, the warehouse commits one step earlier
 NEW_AFTER_KILL = {
@@ -62,37 +53,6 @@ NEW_AFTER_KILL = {
     "etl.after_manifest": (True, True),
 }
 assert list(NEW_AFTER_KILL) == FAULT_POINTS
-
-
-def _backend_config(backend: str, root: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Settings (as a YAML-able dict) that put the stores of ``backend`` under fresh names."""
-    cfg: dict[str, Any] = {"home": str(root / "home")}
-    if backend == "s3":
-        import boto3
-
-        endpoint = request.getfixturevalue("moto_endpoint")
-        bucket = f"crash-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket=bucket
-        )
-        cfg.update(
-            profile="aws",
-            aws={"region": "us-east-1", "endpoint_url": endpoint},
-            storage={"raw_uri": f"s3://{bucket}/raw", "processed_uri": f"s3://{bucket}/processed"},
-            warehouse={"url": f"duckdb:///{root / 'wh.duckdb'}"},
-        )
-    elif backend == "postgres":
-        import psycopg
-
-        url = request.getfixturevalue("postgres_url")
-        db = f"crash_{uuid.uuid4().hex[:12]}"
-        dsn = url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn, autocommit=True) as con:
-            con.execute(f"CREATE DATABASE {db}")
-        cfg["warehouse"] = {"url": url.rsplit("/", 1)[0] + "/" + db}
-    else:
-        assert backend == "local"
-    return cfg
 
 
 def _settings(cfg: dict[str, Any]) -> Settings:
@@ -180,7 +140,7 @@ def reference_states(tmp_path_factory, request, raw_batches):
     def get(backend: str) -> tuple[tuple, tuple]:
         if backend not in cache:
             root = tmp_path_factory.mktemp(f"ref-{backend}")
-            s = _seed(_backend_config(backend, root, request), raw_batches[0])
+            s = _seed(backend_config(backend, root, request), raw_batches[0])
             before = _state(s)
             land(s.storage.raw_uri or "", "files", raw_batches[1], "jsonl", ingest_date=NOW.date())
             run_etl(s, now=NOW)
@@ -198,7 +158,7 @@ def test_kill_mid_commit_leaves_old_or_new_state_and_next_run_completes(
 ) -> None:
     before, after = reference_states(backend)
     assert before != after
-    cfg = _backend_config(backend, tmp_path, request)
+    cfg = backend_config(backend, tmp_path, request)
     s = _seed(cfg, raw_batches[0])
     assert _state(s) == before
     land(s.storage.raw_uri or "", "files", raw_batches[1], "jsonl", ingest_date=NOW.date())

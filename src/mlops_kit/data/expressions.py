@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from mlops_kit.data.errors import ExpressionError
@@ -95,6 +96,16 @@ def _eval(node: ast.AST, row: Mapping[str, float | None]) -> float | None:
     return None if b == 0 else a / b
 
 
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> Expression:
+    """Parsed once per text: an :class:`Expression` is immutable, so callers share it."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"{text!r} is not an expression: {exc.msg}") from None
+    return Expression(text, frozenset(_check(tree, text)), tree)
+
+
 def _arrow(node: ast.AST, columns: Mapping[str, Any]) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -142,11 +153,7 @@ class Expression:
         Raises:
             ExpressionError: a syntax error, or syntax outside the safe subset.
         """
-        try:
-            tree = ast.parse(text.strip(), mode="eval")
-        except SyntaxError as exc:
-            raise ExpressionError(f"{text!r} is not an expression: {exc.msg}") from None
-        return cls(text, frozenset(_check(tree, text)), tree)
+        return _parse(text)
 
     def value(self, row: Mapping[str, float | None]) -> float | None:
         """The value for one row (``name -> number or None``)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -379,8 +379,15 @@ def spec_from_dict(data: Any, origin: str = "<dict>") -> DatasetSpec:
 
 def bundled_specs() -> list[str]:
     """Names of the specs shipped with the library (``load_spec(name)`` loads them)."""
+    return list(_bundled_names())
+
+
+@cache
+def _bundled_names() -> tuple[str, ...]:
     root = resources.files("mlops_kit.data") / "datasets"
-    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+    return tuple(
+        sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+    )
 
 
 def load_spec(ref: str | Path) -> DatasetSpec:
@@ -400,7 +407,14 @@ def load_spec(ref: str | Path) -> DatasetSpec:
     path = Path(ref)
     if not path.is_file():
         raise DatasetSpecError(text, ["no such file; give a path to a YAML spec or a name"])
-    return spec_from_dict(_read_yaml(path), str(path))
+    stat = path.stat()
+    return _from_file(str(path), str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _from_file(shown: str, resolved: str, mtime_ns: int, size: int) -> DatasetSpec:
+    """A spec file read and checked once per content version (its mtime and size)."""
+    return spec_from_dict(_read_yaml(Path(resolved)), shown)
 
 
 @cache

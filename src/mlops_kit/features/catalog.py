@@ -64,6 +64,7 @@ class Catalog:
             name: (view, types[name]) for name, view in spec.derived_inputs().items()
         }
         self.services: tuple[int, ...] = tuple(sorted(spec.service.versions))
+        self.expressions = spec.expressions()
 
     def derive(self, inputs: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
         """The on-demand features, row by row (None in, None out).
@@ -71,7 +72,7 @@ class Catalog:
         Args:
             inputs: columns named as in :attr:`derived_inputs`.
         """
-        return {name: expr.evaluate(inputs) for name, expr in self.spec.expressions().items()}
+        return {name: expr.evaluate(inputs) for name, expr in self.expressions.items()}
 
     def ttl_s(self, view: str, overrides: dict[str, int] | None = None) -> int:
         """The TTL of ``view`` in seconds (``features.ttl_s`` overrides the spec's)."""
