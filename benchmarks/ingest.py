@@ -245,9 +245,10 @@ def _figures(r: dict) -> tuple[str, str, float]:
 | pyarrow write with default options, no checks | {wall["defaults"]:.2f} | {dflt:,.0f} | {dflt / ceil:.2f}x | {cpu["defaults"]:.2f} |"""
     inside = f"""Inside the mlops_kit path (per pass): validation, every rule and the key check,
 {stage["validate"]:.2f} s = **{stage["validate"] / wall["ceiling"]:.0%} of the ceiling's write time**; split into valid
-and quarantined rows {stage["split"]:.2f} s; transform {stage["transform"]:.2f} s; encode and
-write {stage["write"]:.2f} s on a background thread, overlapping the checks of the next batch
-(so wall time is below the sum; the CPU column shows the whole cost). Quarantined
+and quarantined rows {stage["split"]:.2f} s; transform {stage["transform"]:.2f} s; the quarantine
+file {stage["write_quarantine"]:.2f} s; encode and write the valid rows {stage["write"]:.2f} s on a
+background thread, overlapping the checks of the next batch (so wall time is below the
+sum; the CPU column shows the whole cost). Quarantined
 {r["quarantined"]:,} rows per pass ({reasons}): {caught}.
 Peak memory of mlops_kit streaming the same rows from the generator, alone in a process:
 {r["ours_peak_rss_mib"]:,.0f} MiB RSS. Output: ceiling {r["ceiling_mib"]:.0f} MiB, mlops_kit valid

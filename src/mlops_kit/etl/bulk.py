@@ -4,9 +4,10 @@ Used for backfills of already-typed data (Parquet exports, a warehouse unload) a
 ``benchmarks/ingest.py``. Each batch is normalised, checked with the same rules as the
 ETL run, and appended to one Parquet file of valid rows and one of quarantined rows;
 both files appear atomically when :meth:`BulkWriter.close` succeeds. Encoding and
-writing run on a background thread (Arrow releases the GIL), so the checks of the next
-batch overlap the write of the previous one; at most two batches wait in between, which
-bounds memory. Uniqueness is
+writing the valid rows run on a background thread (Arrow releases the GIL), so the checks
+of the next batch overlap the write of the previous one; the caller's thread, which has the
+slack, also shapes the rows and writes the (few) quarantined ones, leaving the background
+thread only the encoding. At most two batches wait in between, which bounds memory. Uniqueness is
 checked within each batch: feed batches that hold whole keys (for instance all the
 readings of a set of devices), or use :func:`~mlops_kit.etl.run.run_etl`, which also
 checks against what was loaded before.
@@ -39,7 +40,13 @@ class BulkResult:
     duplicates_dropped: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     seconds: dict[str, float] = field(
-        default_factory=lambda: {"validate": 0.0, "split": 0.0, "transform": 0.0, "write": 0.0}
+        default_factory=lambda: {
+            "validate": 0.0,
+            "split": 0.0,
+            "transform": 0.0,
+            "write": 0.0,
+            "write_quarantine": 0.0,
+        }
     )
 
 
@@ -72,7 +79,7 @@ class BulkWriter:
             self._valid_tmp, self.layout.reading_schema, **self.layout.parquet_options
         )
         self._bad: pq.ParquetWriter | None = None
-        self._queue: queue.Queue[tuple[pa.Table, pa.Table] | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="bulk-writer", daemon=True)
         self._thread.start()
@@ -84,18 +91,10 @@ class BulkWriter:
                 return
             if self._error is not None:
                 continue
-            valid, quarantined = item
             try:
                 t0 = time.perf_counter()
-                readings = to_readings(valid, self.layout)
-                t1 = time.perf_counter()
-                self._valid.write_table(readings)
-                if quarantined.num_rows:
-                    if self._bad is None:
-                        self._bad = pq.ParquetWriter(self._bad_tmp, quarantined.schema)
-                    self._bad.write_table(quarantined)
-                self.result.seconds["transform"] += t1 - t0
-                self.result.seconds["write"] += time.perf_counter() - t1
+                self._valid.write_table(item)
+                self.result.seconds["write"] += time.perf_counter() - t0
             except BaseException as exc:
                 self._error = exc
 
@@ -121,7 +120,15 @@ class BulkWriter:
         r.quarantined += q.quarantined.num_rows
         r.duplicates_dropped += q.duplicates_dropped
         r.reasons.update(q.reasons)
-        self._queue.put((q.valid, q.quarantined))
+        readings = to_readings(q.valid, self.layout)
+        t3 = time.perf_counter()
+        r.seconds["transform"] += t3 - t2
+        self._queue.put(readings)
+        if q.quarantined.num_rows:
+            if self._bad is None:
+                self._bad = pq.ParquetWriter(self._bad_tmp, q.quarantined.schema)
+            self._bad.write_table(q.quarantined)
+            r.seconds["write_quarantine"] += time.perf_counter() - t3
 
     def _finish_thread(self) -> None:
         if self._thread.is_alive():
