@@ -277,6 +277,91 @@ class RegistrySettings(_Section):
     )
 
 
+class RolloutSettings(_Section):
+    """Canary rollout: traffic steps, watch window and the analysis thresholds."""
+
+    steps: list[int] = Field(
+        [10, 50, 100],
+        description="Canary traffic share in percent at each step, increasing, ending at 100.",
+    )
+    watch_s: float = Field(
+        600.0, gt=0, description="Watch window at each step before it is analysed (seconds)."
+    )
+    min_requests: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Requests each side (stable and canary) must have answered in a window before it "
+            "is judged; a quieter window is extended, never passed."
+        ),
+    )
+    max_error_rate: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Canary error rate allowed above the stable's in the same window.",
+    )
+    max_p99_ratio: float = Field(
+        1.5, gt=0, description="Canary p99 latency allowed, as a multiple of the stable's."
+    )
+    p99_slack_ms: float = Field(
+        5.0, ge=0, description="Latency difference always allowed (quiet machines jitter)."
+    )
+    max_prediction_psi: float = Field(
+        0.25,
+        ge=0,
+        description="Population stability index of canary vs stable predictions allowed.",
+    )
+    max_extensions: int = Field(
+        3, ge=0, description="Windows a step may be extended for lack of traffic before it fails."
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[int]) -> list[int]:
+        if not v or v[-1] != 100 or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("steps must increase and end at 100, e.g. [10, 50, 100]")
+        if v[0] <= 0:
+            raise ValueError("steps must be percentages above 0")
+        return v
+
+
+class ServingSettings(_Section):
+    """The inference service (Ray Serve) and its rollout (see docs/serving.md)."""
+
+    alias: str = Field("champion", description="Registry alias the stable deployment serves.")
+    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP proxy.")
+    app_name: str = Field("mlops-kit", description="Ray Serve application name.")
+    namespace: str = Field("ai-inference", description="Kubernetes namespace of the RayService.")
+    replicas: int = Field(1, ge=1, description="Replicas of each model deployment.")
+    max_ongoing_requests: int = Field(
+        256, ge=1, description="Requests a replica accepts at once (Ray Serve's default is 5)."
+    )
+    max_batch_size: int = Field(
+        256, ge=1, description="Rows scored in one ONNX Runtime call across requests."
+    )
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Wait for a batch to fill. 0 (adaptive): score what is queued at once; batches "
+            "grow by themselves while the previous one runs."
+        ),
+    )
+    max_request_rows: int = Field(
+        1024, ge=1, description="Rows one request may carry; more answers HTTP 413."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to deploy to (default: a local one on this machine)."
+    )
+    state_uri: str | None = Field(
+        None,
+        description="Where rollout state is kept (default <home>/serving, or the state bucket).",
+    )
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+
+
 class ClusterSettings(_Section):
     """The EKS cluster and its workload identities."""
 
@@ -326,6 +411,7 @@ class Settings(BaseSettings):
     features: FeaturesSettings = Field(default_factory=FeaturesSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
 
