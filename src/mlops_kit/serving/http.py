@@ -9,8 +9,11 @@ Routes:
 * ``GET /v2/models/<name>`` and ``/v2/models/<name>/versions/<v>`` — model metadata.
 * ``POST /v2/models/<name>/infer`` (and under ``/versions/<v>``) — an FP32 ``features``
   tensor in, ``probability`` out.
+* ``GET /metrics`` — Prometheus metrics, where the router records them (Ray Serve).
 
-Bad requests answer 422 with each bad field named; an unknown model or version 404.
+Bad requests answer 422 with each bad field named; more rows than
+``serving.max_request_rows`` 413; a body that is not JSON 415; an unknown model or version
+404. Every answer names the model version in the ``x-model-version`` header.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the route annotations,
 which name the request model generated at run time.)
@@ -19,72 +22,117 @@ which name the request model generated at run time.)
 from typing import Any
 
 from mlops_kit._lazy import require
-from mlops_kit.serving.errors import BadRequestError
+from mlops_kit.serving.router import LocalRouter, Reply, Router, infer_rows, too_large
 from mlops_kit.serving.service import InferenceService
 
+_JSON = ("application/json", "application/problem+json")
 
-def create_app(service: InferenceService) -> Any:
-    """A FastAPI application serving ``service``."""
+
+def create_app(target: InferenceService | Router, max_rows: int | None = None) -> Any:
+    """A FastAPI application serving ``target``: an in-process service, or a router
+    (the Ray Serve ingress's, which splits traffic between stable and canary)."""
     require("fastapi", "serving")
-    from fastapi import Body, FastAPI, HTTPException
-    from fastapi.responses import JSONResponse
+    from fastapi import Body, FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
 
-    spec = service.spec
+    router = target if isinstance(target, Router) else LocalRouter(target, max_rows)
+    spec = router.spec
     app = FastAPI(
         title=f"mlops_kit inference: {spec.name} v{spec.version}",
-        description=f"Scores {spec.entity.name}s with the '{service.alias}' of {service.name}.",
+        description=f"Scores {spec.entity.name}s with the '{router.alias}' of {router.name}.",
     )
-    request_type = service._request
-    response_type = service._response
+    request_type = router.request_type
+    response_type = router.response_type
 
-    @app.exception_handler(BadRequestError)
-    async def _bad(_: Any, exc: BadRequestError) -> JSONResponse:
-        return JSONResponse(
-            status_code=422, content={"error": exc.message, "code": exc.code, "errors": exc.errors}
-        )
+    @app.middleware("http")
+    async def _json_only(request: Request, call_next: Any) -> Any:
+        if request.method == "POST":
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind and kind not in _JSON and not kind.endswith("+json"):
+                return JSONResponse(
+                    status_code=415,
+                    content={
+                        "error": f"content type '{kind}' is not accepted: send JSON "
+                        "('Content-Type: application/json')",
+                        "code": "SERVING_UNSUPPORTED_MEDIA_TYPE",
+                    },
+                )
+        return await call_next(request)
 
-    def _model(name: str, version: str | None = None) -> None:
-        if name != service.name:
-            raise HTTPException(404, f"no model '{name}' here (this serves '{service.name}')")
-        if version is not None and version != service.model.version:
-            raise HTTPException(
-                404,
-                f"version {version} of '{name}' is not served (serving {service.model.version})",
+    def _respond(reply: Reply) -> Any:
+        headers = {"x-model-version": reply.version} if reply.version else None
+        return JSONResponse(status_code=reply.status, content=reply.body, headers=headers)
+
+    def _unknown(name: str, version: str | None = None) -> Any:
+        if name != router.name:
+            return JSONResponse(
+                status_code=404,
+                content={"error": f"no model '{name}' here (this serves '{router.name}')"},
             )
+        if version is not None and version not in router.versions():
+            served = ", ".join(router.versions()) or "none"
+            return JSONResponse(
+                status_code=404,
+                content={"error": f"version {version} of '{name}' is not served ({served} is)"},
+            )
+        return None
 
-    @app.post("/predict", response_model=list[response_type])  # type: ignore[valid-type]
-    def predict(
+    @app.post(
+        "/predict",
+        response_model=list[response_type],  # type: ignore[valid-type]
+        responses={413: {"description": "too many rows"}, 415: {"description": "not JSON"}},
+    )
+    async def predict(
         body: request_type | list[request_type] = Body(...),  # type: ignore[valid-type]
-    ) -> list[dict[str, Any]]:
+    ) -> Any:
         items = body if isinstance(body, list) else [body]
-        return service.predict([i.model_dump() for i in items])
+        if len(items) > router.max_rows:
+            return _respond(too_large(len(items), router.max_rows))
+        return _respond(await router.predict([i.model_dump() for i in items]))
 
     @app.get("/v2/health/live")
-    def live() -> dict[str, bool]:
+    async def live() -> dict[str, bool]:
         return {"live": True}
 
     @app.get("/v2/health/ready")
-    def ready() -> dict[str, bool]:
-        return {"ready": service.model is not None}
+    async def ready() -> Any:
+        ok = router.ready()
+        return JSONResponse(status_code=200 if ok else 503, content={"ready": ok})
 
     @app.get("/v2/models/{name}")
-    def metadata(name: str) -> dict[str, Any]:
-        _model(name)
-        return service.metadata_v2()
+    async def metadata(name: str) -> Any:
+        return _unknown(name) or router.metadata()
 
     @app.get("/v2/models/{name}/versions/{version}")
-    def metadata_version(name: str, version: str) -> dict[str, Any]:
-        _model(name, version)
-        return service.metadata_v2()
+    async def metadata_version(name: str, version: str) -> Any:
+        return _unknown(name, version) or {**router.metadata(), "versions": [version]}
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str) -> Any:
+        return _unknown(name) or {"name": name, "ready": router.ready()}
+
+    async def _infer(name: str, version: str | None, body: Any) -> Any:
+        missing = _unknown(name, version)
+        if missing is not None:
+            return missing
+        rows = infer_rows(body)
+        if rows > router.max_rows:
+            return _respond(too_large(rows, router.max_rows))
+        return _respond(await router.infer(body, version))
 
     @app.post("/v2/models/{name}/infer")
-    def infer(name: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        _model(name)
-        return service.infer_v2(body)
+    async def infer(name: str, body: dict[str, Any] = Body(...)) -> Any:
+        return await _infer(name, None, body)
 
     @app.post("/v2/models/{name}/versions/{version}/infer")
-    def infer_version(name: str, version: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        _model(name, version)
-        return service.infer_v2(body)
+    async def infer_version(name: str, version: str, body: dict[str, Any] = Body(...)) -> Any:
+        return await _infer(name, version, body)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Any:
+        out = router.metrics()
+        if out is None:
+            return Response(status_code=404, content=b"no metrics recorded by this server\n")
+        return Response(content=out[0], media_type=out[1])
 
     return app

@@ -65,6 +65,7 @@ class InferenceService:
         model: str | None = None,
         alias: str = "champion",
         online: Any = None,
+        version: str | None = None,
     ) -> None:
         from mlops_kit.registry.registry import ModelRegistry
 
@@ -73,20 +74,25 @@ class InferenceService:
         self.registry = ModelRegistry(settings)
         self.name = self.registry.default_name(model)
         self.alias = alias
+        self.pinned = version
         self._online = online
         self._lock = threading.Lock()
-        self.model = self._load()
+        self.model = self._load(version)
         self._request = request_model(self.spec, self.model.features)
         self._response = response_model(self.spec)
 
     # ------------------------------------------------------------------ model
-    def _load(self) -> LoadedModel:
+    def _load(self, version: str | None = None) -> LoadedModel:
         from mlops_kit.model.predictor import Predictor, onnx_session
         from mlops_kit.registry.errors import RegistryError
 
         try:
-            mv = self.registry.version(self.name, self.alias)
+            mv = self.registry.version(self.name, version or self.alias)
         except RegistryError as exc:
+            if version is not None:
+                raise ServingError(
+                    f"cannot serve version {version} of '{self.name}': {exc}"
+                ) from None
             raise ServingError(
                 f"nothing to serve: {exc}. Promote a version to '{self.alias}' first "
                 f"('mlops-kit model promote {self.name} <version> --target {self.alias}')"
@@ -108,15 +114,29 @@ class InferenceService:
         """Load the version the alias points to now; True when it moved.
 
         In-flight requests finish on the version they started with: the swap is one
-        assignment, made after the new model is loaded.
+        assignment, made after the new model is loaded. A service pinned to a version
+        (``version=``) stays on it; use :meth:`serve_version` to move it.
         """
+        if self.pinned is not None:
+            return False
         now = str(self.registry.version(self.name, self.alias).version)
-        if now == self.model.version:
+        return self._swap(now, None)
+
+    def serve_version(self, version: str | None) -> bool:
+        """Pin the service to ``version`` (``None``: follow the alias again); True when the
+        served version changed. The new version is loaded before it is swapped in."""
+        self.pinned = version
+        target = version or str(self.registry.version(self.name, self.alias).version)
+        return self._swap(target, version)
+
+    def _swap(self, target: str, version: str | None) -> bool:
+        if target == self.model.version:
             return False
         with self._lock:
-            if now != self.model.version:
-                self.model = self._load()
-                self._request = request_model(self.spec, self.model.features)
+            if target != self.model.version:
+                loaded = self._load(version)
+                self._request = request_model(self.spec, loaded.features)
+                self.model = loaded
         return True
 
     def warm_up(self) -> None:
@@ -165,46 +185,88 @@ class InferenceService:
             BadRequestError: a request is invalid, or an entity has neither the features
                 in the request nor a row in the online store.
         """
+        (answer,) = self.predict_many([payloads])
+        if isinstance(answer, BadRequestError):
+            raise answer
+        return answer
+
+    def predict_many(self, groups: list[list[Any]]) -> list[list[dict[str, Any]] | BadRequestError]:
+        """Score several callers' requests together: each group is validated on its own
+        (a bad group gets its :class:`BadRequestError`, the others their answers), the
+        features the valid groups leave out are read in one online lookup, and all their
+        rows are scored in one ONNX Runtime call. This is what a batching server calls."""
         model = self.model
-        requests = self.validate(payloads)
         key = self.spec.entity.join_key
         names = model.features
-        columns = {n: [getattr(r, n) for r in requests] for n in names}
-        lacking = [i for i, r in enumerate(requests) if any(getattr(r, n) is None for n in names)]
-        sources = ["request"] * len(requests)
+        answers: list[list[dict[str, Any]] | BadRequestError | None] = [None] * len(groups)
+        rows: list[Any] = []
+        owner: list[int] = []
+        for g, payloads in enumerate(groups):
+            try:
+                valid = self.validate(payloads)
+            except BadRequestError as exc:
+                answers[g] = exc
+                continue
+            rows.extend(valid)
+            owner.extend([g] * len(valid))
+        columns = {n: [getattr(r, n) for r in rows] for n in names}
+        sources = ["request"] * len(rows)
+        lacking = [i for i, r in enumerate(rows) if any(getattr(r, n) is None for n in names)]
         if lacking:
-            ids = [getattr(requests[i], key) for i in lacking]
+            ids = [getattr(rows[i], key) for i in lacking]
             online = self._online_client().online(ids, list(names))
             unknown = set(online.missing)
-            missing = [(i, e) for i, e in zip(lacking, ids, strict=True) if e in unknown]
-            if missing:
-                raise BadRequestError(
-                    f"{len(missing)} request(s) lack features and their {key} has no online "
-                    f"row (first: {missing[0][1]!r}): send the features, or materialize the "
-                    "feature store",
+            refused: dict[int, list[int]] = {}
+            for i, entity in zip(lacking, ids, strict=True):
+                if entity in unknown:
+                    refused.setdefault(owner[i], []).append(i)
+            for g, bad in refused.items():
+                first = rows[bad[0]]
+                start = owner.index(g)
+                answers[g] = BadRequestError(
+                    f"{len(bad)} request(s) lack features and their {key} has no online "
+                    f"row (first: {getattr(first, key)!r}): send the features, or "
+                    "materialize the feature store",
                     [
-                        {"request": i, "field": key, "error": "no online features for this id"}
-                        for i, _ in missing
+                        {
+                            "request": i - start,
+                            "field": key,
+                            "error": "no online features for this id",
+                        }
+                        for i in bad
                     ],
                 )
             for j, i in enumerate(lacking):
-                given = [getattr(requests[i], n) is not None for n in names]
+                given = [getattr(rows[i], n) is not None for n in names]
                 for n in names:
                     if columns[n][i] is None:
                         columns[n][i] = online.columns[n][j]
                 sources[i] = "mixed" if any(given) else "online"
-        scores = model.predictor.predict(
-            {n: [math.nan if v is None else float(v) for v in vals] for n, vals in columns.items()}
+        keep = [i for i in range(len(rows)) if answers[owner[i]] is None]
+        scores = (
+            model.predictor.predict(
+                {
+                    n: [math.nan if columns[n][i] is None else float(columns[n][i]) for i in keep]
+                    for n in names
+                }
+            )
+            if keep
+            else []
         )
-        return [
-            {
-                key: getattr(r, key),
-                "score": float(s),
-                "model_version": model.version,
-                "features_from": src,
-            }
-            for r, s, src in zip(requests, scores, sources, strict=True)
-        ]
+        for i, score in zip(keep, scores, strict=True):
+            out = answers[owner[i]]
+            if out is None:
+                out = answers[owner[i]] = []
+            assert isinstance(out, list)
+            out.append(
+                {
+                    key: getattr(rows[i], key),
+                    "score": float(score),
+                    "model_version": model.version,
+                    "features_from": sources[i],
+                }
+            )
+        return [[] if a is None else a for a in answers]
 
     # ------------------------------------------------------------------ Open Inference Protocol
     def metadata_v2(self) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""What the HTTP API serves: a :class:`Router` answers each request with a :class:`Reply`.
+
+The FastAPI application (:func:`mlops_kit.serving.http.create_app`) only parses, calls a
+router and turns its reply into a response, so one API serves two set-ups:
+
+* :class:`LocalRouter` — one :class:`~mlops_kit.serving.service.InferenceService` in the
+  process (``mlops-kit serve --local``, notebooks, tests);
+* the Ray Serve ingress (:mod:`mlops_kit.serving.ray_app`) — requests split by weight
+  between the stable and the canary model deployments, batched across callers.
+
+A reply carries its HTTP status, so a client error is never a 500: 422 for an invalid
+request (each bad field named), 413 for more rows than ``serving.max_request_rows``, 404 for
+a model or version that is not served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlops_kit.serving.errors import BadRequestError
+
+if TYPE_CHECKING:
+    from mlops_kit.data.spec import DatasetSpec
+    from mlops_kit.serving.service import InferenceService
+
+
+@dataclass
+class Reply:
+    """An answer: the HTTP status, the JSON body, the version and role that produced it."""
+
+    status: int
+    body: Any
+    version: str | None = None
+    role: str = "stable"
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+
+def bad_request(exc: BadRequestError, version: str | None = None, role: str = "stable") -> Reply:
+    """The 422 reply of a refused request."""
+    body = {"error": exc.message, "code": exc.code, "errors": exc.errors}
+    return Reply(422, body, version, role)
+
+
+def too_large(rows: int, limit: int) -> Reply:
+    """The 413 reply of a request carrying more rows than allowed."""
+    return Reply(
+        413,
+        {
+            "error": f"{rows} rows in one request, at most {limit} are accepted: split the "
+            "request (or raise serving.max_request_rows)",
+            "code": "SERVING_TOO_LARGE",
+        },
+    )
+
+
+def infer_rows(body: Any) -> int:
+    """Rows of an Open Inference Protocol request (its first input's first dimension)."""
+    try:
+        return int(body["inputs"][0]["shape"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0
+
+
+class Router:
+    """The interface the HTTP API serves (see the module docstring).
+
+    Attributes:
+        spec: the dataset spec (request and response models are generated from it).
+        name: the registered model served.
+        alias: the alias the stable side follows.
+        request_type: the spec's request model for the served features.
+        response_type: the spec's response model.
+        max_rows: rows one request may carry.
+    """
+
+    spec: DatasetSpec
+    name: str
+    alias: str
+    request_type: Any
+    response_type: Any
+    max_rows: int
+
+    async def predict(self, payloads: list[dict[str, Any]]) -> Reply:
+        """Score a list of request objects."""
+        raise NotImplementedError
+
+    async def infer(self, body: dict[str, Any], version: str | None = None) -> Reply:
+        """An Open Inference Protocol ``infer`` call, on ``version`` when one is named."""
+        raise NotImplementedError
+
+    def versions(self) -> list[str]:
+        """The versions served now (stable first)."""
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, Any]:
+        """Open Inference Protocol model metadata."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return bool(self.versions())
+
+    def metrics(self) -> tuple[bytes, str] | None:
+        """Prometheus exposition text and its content type, or None when not recorded."""
+        return None
+
+
+class LocalRouter(Router):
+    """Every request to one in-process :class:`InferenceService` (scored in a worker
+    thread, so the event loop keeps accepting requests)."""
+
+    def __init__(self, service: InferenceService, max_rows: int | None = None) -> None:
+        self.service = service
+        self.spec = service.spec
+        self.name = service.name
+        self.alias = service.alias
+        self.request_type = service._request
+        self.response_type = service._response
+        self.max_rows = max_rows or service.settings.serving.max_request_rows
+
+    async def predict(self, payloads: list[dict[str, Any]]) -> Reply:
+        from starlette.concurrency import run_in_threadpool
+
+        version = self.service.model.version
+        try:
+            answers = await run_in_threadpool(self.service.predict, payloads)
+        except BadRequestError as exc:
+            return bad_request(exc, version)
+        return Reply(200, answers, version)
+
+    async def infer(self, body: dict[str, Any], version: str | None = None) -> Reply:
+        from starlette.concurrency import run_in_threadpool
+
+        served = self.service.model.version
+        if version is not None and version != served:
+            return Reply(404, {"error": f"version {version} of '{self.name}' is not served"})
+        try:
+            return Reply(200, await run_in_threadpool(self.service.infer_v2, body), served)
+        except BadRequestError as exc:
+            return bad_request(exc, served)
+
+    def versions(self) -> list[str]:
+        return [self.service.model.version]
+
+    def metadata(self) -> dict[str, Any]:
+        return self.service.metadata_v2()
