@@ -19,3 +19,9 @@ class BadRequestError(ServingError):
     def __init__(self, message: str, errors: list[dict]) -> None:
         super().__init__(message, errors=errors)
         self.errors = errors
+
+
+class MonitoringError(ServingError):
+    """A metric label, a window snapshot or a histogram handed to monitoring is invalid."""
+
+    code = "SERVING_MONITORING_INVALID"
