@@ -8,6 +8,11 @@ process loads it without the training stack.
 
 Missing values (NaN or null, e.g. the standard deviation of a single reading) become the
 training mean, that is 0 after standardisation.
+
+:meth:`Preprocessor.fit` also records a :class:`FeatureProfile` of each feature (decile bins
+of the training values and the share of rows in each, the null share): the reference that
+:class:`~mlops_kit.serving.drift.DriftMonitor` compares served inputs with. Statistics
+written before profiles existed read back with ``profile=None``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,96 @@ FORMAT_VERSION = 1
 """Version of the JSON layout written by :meth:`Preprocessor.to_dict`."""
 
 _MIN_SCALE = 1e-12
+_DECILES = tuple(q / 10 for q in range(1, 10))
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    """The distribution of one feature in the training data, as fixed bins.
+
+    Bin ``i`` holds the values ``edges[i-1] < x <= edges[i]``; the first bin starts at
+    minus infinity and the last ends at plus infinity, so there are ``len(edges) + 1``
+    bins. Null, NaN and infinite values are counted apart, as nulls.
+
+    Attributes:
+        feature: the feature's name.
+        edges: the deciles of the finite training values, increasing, duplicates dropped
+            (a feature with few distinct values has fewer bins).
+        fractions: share of the training rows in each bin.
+        null_fraction: share of the training rows that were null (``sum(fractions) +
+            null_fraction == 1``).
+    """
+
+    feature: str
+    edges: tuple[float, ...]
+    fractions: tuple[float, ...]
+    null_fraction: float
+
+    def __post_init__(self) -> None:
+        where = f"profile of feature {self.feature!r}"
+        if len(self.fractions) != len(self.edges) + 1:
+            raise ModelError(
+                f"{where} has {len(self.edges)} edges and {len(self.fractions)} fractions; "
+                "it needs one fraction per bin (edges + 1): fit the preprocessor again"
+            )
+        if not all(math.isfinite(e) for e in self.edges) or any(
+            b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)
+        ):
+            raise ModelError(f"{where}: edges must be finite and strictly increasing")
+        shares = (*self.fractions, self.null_fraction)
+        if not all(0.0 <= f <= 1.0 for f in shares) or abs(sum(shares) - 1.0) > 1e-6:
+            raise ModelError(
+                f"{where}: fractions and null_fraction must lie in [0, 1] and sum to 1"
+            )
+
+    @property
+    def n_bins(self) -> int:
+        """Bins of finite values (the null count comes after them)."""
+        return len(self.edges) + 1
+
+    def counts(self, values: Any) -> np.ndarray:
+        """Rows of ``values`` per bin, then the nulls: int64, length :attr:`n_bins` + 1."""
+        return _bin_counts(self.edges, np.asarray(values, dtype=np.float64).ravel())
+
+    @classmethod
+    def fit(cls, feature: str, values: Any) -> FeatureProfile:
+        """The profile of ``values`` (float64; NaN, inf and null count as nulls)."""
+        x = np.asarray(values, dtype=np.float64).ravel()
+        if x.size == 0:
+            raise ModelError(f"cannot profile feature {feature!r}: it has no rows")
+        finite = x[np.isfinite(x)]
+        edges = np.unique(np.quantile(finite, _DECILES)) if finite.size else np.empty(0)
+        edges = edges[np.isfinite(edges)]
+        profile_edges = tuple(float(e) for e in edges)
+        shares = _bin_counts(profile_edges, x) / x.size
+        return cls(
+            feature=feature,
+            edges=profile_edges,
+            fractions=tuple(float(f) for f in shares[:-1]),
+            null_fraction=float(shares[-1]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "edges": list(self.edges),
+            "fractions": list(self.fractions),
+            "null_fraction": self.null_fraction,
+        }
+
+    @classmethod
+    def from_dict(cls, feature: str, data: Mapping[str, Any]) -> FeatureProfile:
+        try:
+            return cls(
+                feature=feature,
+                edges=tuple(float(v) for v in data["edges"]),
+                fractions=tuple(float(v) for v in data["fractions"]),
+                null_fraction=float(data["null_fraction"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(
+                f"profile of feature {feature!r} is malformed ({exc!r}): it needs edges, "
+                "fractions and null_fraction; fit the preprocessor again"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -39,6 +134,8 @@ class Preprocessor:
         means: training mean of each feature (NaN ignored).
         scales: training standard deviation of each feature (1.0 where it is 0 or undefined).
         n_samples: rows the statistics were computed on.
+        profile: the training distribution of each feature, in feature order (``None`` for
+            statistics written before profiles existed).
     """
 
     feature_names: tuple[str, ...]
@@ -46,6 +143,7 @@ class Preprocessor:
     scales: tuple[float, ...]
     n_samples: int = 0
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    profile: tuple[FeatureProfile, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.feature_names)
@@ -56,6 +154,14 @@ class Preprocessor:
             )
         if any(not (s > 0 and math.isfinite(s)) for s in self.scales):
             raise ModelError("preprocessor scales must be finite and > 0")
+        if self.profile is not None:
+            profiled = tuple(p.feature for p in self.profile)
+            if profiled != self.feature_names:
+                raise ModelError(
+                    f"preprocessor profile covers {list(profiled)[:3]}... but the features "
+                    f"are {list(self.feature_names)[:3]}...: one profile per feature, in "
+                    "feature order (fit the preprocessor again)"
+                )
 
     @property
     def n_features(self) -> int:
@@ -63,7 +169,7 @@ class Preprocessor:
 
     @classmethod
     def fit(cls, data: Any, feature_names: Sequence[str]) -> Preprocessor:
-        """Compute means and scales of ``feature_names`` over ``data``.
+        """Compute means, scales and the profile of ``feature_names`` over ``data``.
 
         Args:
             data: anything :meth:`transform` accepts (a table with those columns, or an array
@@ -92,6 +198,7 @@ class Preprocessor:
             means=tuple(float(m) for m in means),
             scales=tuple(float(s) for s in scales),
             n_samples=int(x.shape[0]),
+            profile=tuple(FeatureProfile.fit(n, x[:, i]) for i, n in enumerate(names)),
         )
 
     def transform(self, data: Any) -> np.ndarray:
@@ -114,7 +221,8 @@ class Preprocessor:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-safe statistics; ``profile`` maps each feature to its bins (when fitted)."""
+        out: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "feature_names": list(self.feature_names),
             "means": list(self.means),
@@ -122,6 +230,9 @@ class Preprocessor:
             "n_samples": self.n_samples,
             "metadata": dict(self.metadata),
         }
+        if self.profile is not None:
+            out["profile"] = {p.feature: p.to_dict() for p in self.profile}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessor:
@@ -131,12 +242,14 @@ class Preprocessor:
                 f"preprocessing statistics have format_version {version!r}; this mlops_kit "
                 f"reads version {FORMAT_VERSION}"
             )
+        names = tuple(data["feature_names"])
         return cls(
-            feature_names=tuple(data["feature_names"]),
+            feature_names=names,
             means=tuple(float(v) for v in data["means"]),
             scales=tuple(float(v) for v in data["scales"]),
             n_samples=int(data.get("n_samples", 0)),
             metadata=dict(data.get("metadata", {})),
+            profile=_read_profile(data.get("profile"), names),
         )
 
     def to_json(self) -> str:
@@ -159,6 +272,39 @@ class Preprocessor:
         from mlops_kit import storage
 
         return cls.from_json(storage.read_bytes(uri))
+
+
+def _read_profile(
+    data: Mapping[str, Any] | None, names: tuple[str, ...]
+) -> tuple[FeatureProfile, ...] | None:
+    if data is None:
+        return None
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ModelError(
+            f"preprocessing profile lacks the feature(s) {missing}: fit the preprocessor "
+            "again, or remove the profile key to serve without drift monitoring"
+        )
+    return tuple(FeatureProfile.from_dict(n, data[n]) for n in names)
+
+
+def _bin_counts(edges: Sequence[float], x: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(x)
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), x[finite], side="left")
+    counts = np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
+    return np.append(counts, np.int64(x.size - int(finite.sum())))
+
+
+def raw_features(data: Any, feature_names: Sequence[str]) -> np.ndarray:
+    """The raw values of ``feature_names`` in ``data``: float64, shape (rows, features).
+
+    Accepts what :meth:`Preprocessor.transform` accepts; nulls become NaN. Nothing is
+    standardised (drift monitoring bins the raw values).
+
+    Raises:
+        ModelError: a feature column is missing or an array has the wrong width.
+    """
+    return _as_matrix(data, tuple(feature_names))
 
 
 def _as_matrix(data: Any, names: tuple[str, ...]) -> np.ndarray:
@@ -226,4 +372,4 @@ def _has_none(col: Any) -> bool:
     return col is None
 
 
-__all__ = ["FORMAT_VERSION", "Preprocessor"]
+__all__ = ["FORMAT_VERSION", "FeatureProfile", "Preprocessor", "raw_features"]
