@@ -18,10 +18,12 @@ builders, with the two validators here, which import nothing from mlops_kit:
   containers) with ``kubernetes-validate`` at the Kubernetes version the bundled EKS module
   deploys.
 
-The library does not generate RayService objects yet; when it does, load
-``ray.io_rayservices.yaml`` with :func:`load_crd_schemas` and validate them the same way.
-Built-in kinds are not generated as objects of their own (no Secret, ConfigMap or
-ServiceAccount): the pod templates inside the jobs are the only core/v1 content.
+RayService objects (``mlops_kit.serving.deploy``) are validated the same way in
+``tests/serving/test_deploy.py``: ``ray.io_rayservices.yaml`` loaded with
+:func:`load_crd_schemas`, the head and worker pod templates with :func:`core_errors`. The
+launchers generate no built-in kind as an object of its own (no Secret, ConfigMap or
+ServiceAccount): the pod templates inside the jobs are their only core/v1 content; the
+serving ServiceAccount is checked with ``kubernetes-validate`` directly.
 """
 
 from __future__ import annotations
@@ -265,6 +267,21 @@ def embedded_core_objects(obj: Mapping[str, Any]) -> Iterator[tuple[str, dict[st
                 "spec": {"containers": [container]},
             },
         )
+    elif obj.get("kind") == "RayService":
+        cluster = spec.get("rayClusterConfig") or {}
+        groups = [("spec.rayClusterConfig.headGroupSpec", cluster.get("headGroupSpec") or {})]
+        for i, group in enumerate(cluster.get("workerGroupSpecs") or []):
+            groups.append((f"spec.rayClusterConfig.workerGroupSpecs[{i}]", group))
+        for where, group in groups:
+            yield (
+                f"{where}.template",
+                {
+                    "apiVersion": "v1",
+                    "kind": "PodTemplate",
+                    "metadata": meta,
+                    "template": group["template"],
+                },
+            )
     else:
         raise AssertionError(f"no embedded core objects known for kind {obj.get('kind')}")
 

@@ -25,3 +25,24 @@ class MonitoringError(ServingError):
     """A metric label, a window snapshot or a histogram handed to monitoring is invalid."""
 
     code = "SERVING_MONITORING_INVALID"
+
+
+class ServingConfigError(ServingError):
+    """A setting or argument of the deployable configuration (Serve config, RayService) is
+    missing or invalid; ``field`` names it."""
+
+    code = "SERVING_CONFIG_INVALID"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+class RayServiceInvalidError(ServingError):
+    """A RayService does not match the RayService CRD; ``errors`` lists each bad field."""
+
+    code = "SERVING_RAYSERVICE_INVALID"
+
+    def __init__(self, message: str, errors: list[str]) -> None:
+        super().__init__(message, errors=errors)
+        self.errors = errors
