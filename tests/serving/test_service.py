@@ -5,7 +5,6 @@ bad requests by field, and speaks the Open Inference Protocol."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,51 +12,18 @@ import pytest
 import yaml
 
 from mlops_kit.config import load_settings
-from mlops_kit.data.generate import SpecGeneratorConfig, generate, known_ids, to_raw
 from mlops_kit.data.spec import bundled_specs, spec_of
-from mlops_kit.etl import features_table, read_table, run_etl, write_device_registry
+from mlops_kit.etl import features_table, read_table
 from mlops_kit.etl.layout import TIMESTAMP
-from mlops_kit.ingest.raw_zone import land
+from tests.serving.conftest import CONFIG, make_served
 
 pytestmark = pytest.mark.slow
-
-T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
-NOW = T0 + timedelta(days=4)
-POLICY = {
-    "thresholds": {"roc_auc": 0.5},
-    "champion": {"metric": "roc_auc", "margin": -1.0},
-    "latency": {"max_p99_ms": 50.0, "calls": 50},
-    "require_approval": True,
-    "evaluation": {"label_column": "label"},
-}
-CONFIG = {"epochs": 2, "patience": None, "batch_size": 128, "model": {"hidden_sizes": [8]}}
 
 
 @pytest.fixture(scope="module", params=bundled_specs())
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A lake of the dataset, its features materialized, a champion in the registry."""
-    from mlops_kit.demo.model import register_and_promote, train_on_lake
-    from mlops_kit.features.store import FeatureClient
-    from mlops_kit.registry.policy import parse_policy
-
-    root = tmp_path_factory.mktemp(request.param)
-    s = load_settings(home=root / "home", dataset=request.param)
-    spec = spec_of(s)
-    table = generate(spec, SpecGeneratorConfig(n_entities=6, start=T0, freq_s=900, steps=288))
-    if spec.entity.known_ids.source == "registry":
-        write_device_registry(s, known_ids(spec, 6))
-    land(s.storage.raw_uri or "", "files", to_raw(spec, table).to_bytes(), "jsonl")
-    assert run_etl(s, now=NOW).status == "committed"
-    client = FeatureClient(s)
-    client.apply()
-    client.materialize(end=NOW)
-    trained = train_on_lake(s, config=CONFIG)
-    policy = parse_policy(POLICY, "(test)")
-    out = register_and_promote(
-        s, trained["run_id"], evaluation_uri=trained["evaluation_uri"], policy=policy
-    )
-    assert out["champion"]["accepted"], out["challenger"]
-    return {"settings": s, "trained": trained, "policy": policy, "root": root, "online": client}
+    return make_served(tmp_path_factory.mktemp(request.param), request.param)
 
 
 def _newest(s: Any) -> dict[str, dict]:

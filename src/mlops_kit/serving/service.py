@@ -243,7 +243,7 @@ class InferenceService:
                         columns[n][i] = online.columns[n][j]
                 sources[i] = "mixed" if any(given) else "online"
         keep = [i for i in range(len(rows)) if answers[owner[i]] is None]
-        scores = (
+        scores: Any = (
             model.predictor.predict(
                 {
                     n: [math.nan if columns[n][i] is None else float(columns[n][i]) for i in keep]

@@ -1,0 +1,465 @@
+"""The Ray Serve application: a FastAPI ingress and the stable and canary model deployments.
+
+::
+
+    HTTP ─> ingress (FastAPI, spec-typed; splits traffic by weight; /metrics)
+               ├─> stable  (ONNX Runtime, @serve.batch; follows the alias or a pinned version)
+               └─> canary  (the same, on the version being rolled out; idle when none)
+
+:func:`build` is the application builder (``import_path: mlops_kit.serving.ray_app:build``
+in a Serve config, see :mod:`mlops_kit.serving.deploy`). What changes during a rollout —
+the versions and the canary's weight — lives in each deployment's ``user_config``, so a
+new weight or version reaches every replica through Serve's ``reconfigure``: replicas
+are not restarted and no request is dropped (the new model is loaded before it is swapped
+in). Batching is adaptive: ``batch_wait_timeout_s`` 0 scores whatever is queued at once,
+and batches grow by themselves while the previous one runs.
+
+:func:`deploy`, :func:`status` and :func:`shutdown` drive it from a driver process (the
+CLI's ``mlops-kit serve up | status | down``, the rollout controller, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from mlops_kit._lazy import require
+
+require("ray.serve", "serving with Ray Serve")
+
+from ray import serve  # noqa: E402
+
+from mlops_kit.config import Settings  # noqa: E402
+from mlops_kit.serving.deploy import ACTOR_CPUS  # noqa: E402
+from mlops_kit.serving.errors import BadRequestError  # noqa: E402
+from mlops_kit.serving.router import Reply, Router, bad_request  # noqa: E402
+
+STABLE, CANARY, INGRESS = "stable", "canary", "ingress"
+
+
+def _settings(payload: dict[str, Any]) -> Settings:
+    return Settings.model_validate(payload)
+
+
+def _envelope(reply: Reply, **extra: Any) -> dict[str, Any]:
+    return {"status": reply.status, "body": reply.body, "version": reply.version, **extra}
+
+
+class ModelServer:
+    """One model deployment's replica: a pinned :class:`InferenceService`, batched.
+
+    ``user_config``: ``{"version": "<v>" | None, "fault_rate": 0.0}``. The stable side with
+    no version follows the alias; the canary with none is idle (answers 503).
+    ``fault_rate`` fails that share of requests with a 500, to rehearse a rollback.
+    """
+
+    def __init__(self, settings: dict[str, Any], role: str, model: str | None, alias: str) -> None:
+        self.settings = _settings(settings)
+        self.role = role
+        self.model_name = model
+        self.alias = alias
+        self.service: Any = None
+        self.replica = uuid.uuid4().hex[:12]
+        self.fault_rate = 0.0
+        self.drift: Any = None
+        sv = self.settings.serving
+        batcher: Any = self.predict_batch
+        batcher.set_max_batch_size(sv.max_batch_size)
+        batcher.set_batch_wait_timeout_s(sv.batch_wait_timeout_s)
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        version = config.get("version")
+        self.fault_rate = float(config.get("fault_rate") or 0.0)
+        if version is None and self.role == CANARY:
+            self.service = None
+            return
+        await asyncio.to_thread(self._load, None if version is None else str(version))
+
+    def _load(self, version: str | None) -> None:
+        from mlops_kit.serving.service import InferenceService
+
+        if self.service is None:
+            service = InferenceService(self.settings, self.model_name, self.alias, version=version)
+            service.warm_up()
+            self.service = service
+        else:
+            self.service.serve_version(version)
+        self.drift = _drift_monitor(self.service)
+
+    def _unavailable(self) -> dict[str, Any] | None:
+        if self.service is None:
+            reply = Reply(503, {"error": f"no version is deployed as {self.role}"}, None, self.role)
+            return _envelope(reply)
+        if self.fault_rate and random.random() < self.fault_rate:
+            body = {"error": "injected fault", "code": "SERVING_INJECTED_FAULT"}
+            return _envelope(Reply(500, body, self.service.model.version, self.role))
+        return None
+
+    async def predict(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        """Score one caller's requests (batched with other callers')."""
+        return self._unavailable() or await self.predict_batch(payloads)
+
+    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.0)
+    async def predict_batch(self, groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        service = self.service
+        answers = await asyncio.to_thread(service.predict_many, groups)
+        version = service.model.version
+        batch = {"id": uuid.uuid4().hex, "rows": sum(len(g) for g in groups)}
+        if self.drift is not None:
+            self._observe(groups, answers)
+        out = []
+        for answer in answers:
+            if isinstance(answer, BadRequestError):
+                out.append(_envelope(bad_request(answer, version, self.role), batch=batch))
+            else:
+                out.append(_envelope(Reply(200, answer, version, self.role), batch=batch))
+        return out
+
+    def _observe(self, groups: list[list[dict[str, Any]]], answers: list[Any]) -> None:
+        names = self.service.model.features
+        rows = [
+            p
+            for g, a in zip(groups, answers, strict=True)
+            if not isinstance(a, BadRequestError)
+            for p in g
+        ]
+        cols = {n: [r.get(n) for r in rows if r.get(n) is not None] for n in names}
+        self.drift.observe(cols)
+
+    async def infer(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An Open Inference Protocol ``infer`` call (one caller: tensors are batches)."""
+        down = self._unavailable()
+        if down is not None:
+            return down
+        version = self.service.model.version
+        try:
+            out = await asyncio.to_thread(self.service.infer_v2, body)
+        except BadRequestError as exc:
+            return _envelope(bad_request(exc, version, self.role))
+        return _envelope(Reply(200, out, version, self.role))
+
+    def describe(self) -> dict[str, Any]:
+        """The version served, its features and metadata, and the input drift (PSI)."""
+        if self.service is None:
+            return {"role": self.role, "version": None, "replica": self.replica}
+        psi = self.drift.psi() if self.drift is not None else {}
+        return {
+            "role": self.role,
+            "replica": self.replica,
+            "version": self.service.model.version,
+            "features": list(self.service.model.features),
+            "metadata": self.service.metadata_v2(),
+            "psi": psi,
+        }
+
+
+def _drift_monitor(service: Any) -> Any:
+    """A monitor of served inputs against the training profile, when the bundle has one."""
+    try:
+        from mlops_kit.serving.drift import DriftMonitor
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return None
+    profile = getattr(service.model.predictor.preprocessor, "profile", None)
+    return DriftMonitor(profile) if profile else None
+
+
+class ServeRouter(Router):
+    """The ingress's router: each request to the canary with probability ``weight``,
+    else to the stable; a request naming a version goes to the side serving it."""
+
+    def __init__(
+        self,
+        stable: Any,
+        canary: Any,
+        settings: Settings,
+        name: str,
+        alias: str,
+        features: list[str],
+    ) -> None:
+        from mlops_kit.data.request import request_model, response_model
+        from mlops_kit.data.spec import spec_of
+        from mlops_kit.serving.metrics import ServingMetrics, WindowStats
+
+        self.handles = {STABLE: stable, CANARY: canary}
+        self.spec = spec_of(settings)
+        self.name = name
+        self.alias = alias
+        self.request_type = request_model(self.spec, features)
+        self.response_type = response_model(self.spec)
+        self.max_rows = settings.serving.max_request_rows
+        self.served: dict[str, str | None] = {STABLE: None, CANARY: None}
+        self.weight = 0.0
+        self.step = 0
+        self.recorder = ServingMetrics(name)
+        self.window = WindowStats()
+        self._batches: OrderedDict[str, None] = OrderedDict()
+        self._meta: dict[str, Any] = {}
+
+    def set_traffic(
+        self, stable: str | None, canary: str | None, weight: float, step: int = 0
+    ) -> None:
+        self.served = {STABLE: stable, CANARY: canary}
+        self.weight = weight if canary is not None else 0.0
+        self.step = step
+        self.recorder.set_rollout(self.weight, step)
+
+    def _role(self, version: str | None) -> str | None:
+        if version is None:
+            return CANARY if self.weight and random.random() < self.weight else STABLE
+        for role, served in self.served.items():
+            if served == version:
+                return role
+        return None
+
+    async def _call(self, method: str, arg: Any, version: str | None = None) -> Reply:
+        role = self._role(version)
+        if role is None:
+            return Reply(404, {"error": f"version {version} of '{self.name}' is not served"})
+        t0 = time.perf_counter()
+        try:
+            env = await getattr(self.handles[role], method).remote(arg)
+        except Exception as exc:  # a replica died or the call failed: the client sees a 503
+            env = {"status": 503, "body": {"error": f"{role} unavailable: {exc}"}}
+        seconds = time.perf_counter() - t0
+        reply = Reply(env["status"], env["body"], env.get("version"), role)
+        self._record(reply, seconds, env.get("batch"))
+        return reply
+
+    def _record(self, reply: Reply, seconds: float, batch: dict[str, Any] | None) -> None:
+        version = reply.version or "none"
+        outcome = "ok" if reply.ok else "client_error" if reply.status < 500 else "server_error"
+        scores: list[float] = []
+        if reply.ok and isinstance(reply.body, list):
+            scores = [float(a["score"]) for a in reply.body]
+        self.recorder.observe_request(version, reply.role, outcome, seconds, scores)
+        self.window.record(reply.role, reply.status < 500, seconds, scores or None)
+        if batch and batch["id"] not in self._batches:
+            self._batches[batch["id"]] = None
+            if len(self._batches) > 4096:
+                self._batches.popitem(last=False)
+            self.recorder.observe_batch(version, batch["rows"])
+
+    async def predict(self, payloads: list[dict[str, Any]]) -> Reply:
+        return await self._call("predict", payloads)
+
+    async def infer(self, body: dict[str, Any], version: str | None = None) -> Reply:
+        return await self._call("infer", body, version)
+
+    def versions(self) -> list[str]:
+        return [v for v in (self.served[STABLE], self.served[CANARY]) if v is not None]
+
+    def metadata(self) -> dict[str, Any]:
+        meta = dict(self._meta.get(STABLE) or {})
+        meta["versions"] = self.versions()
+        meta.setdefault("parameters", {})["canary_weight"] = self.weight
+        return meta
+
+    def metrics(self) -> tuple[bytes, str] | None:
+        return self.recorder.render()
+
+    async def refresh(self) -> None:
+        """Ask each side what it serves (its metadata and input drift) for /metrics."""
+        for role, handle in self.handles.items():
+            info = await handle.describe.remote()
+            if info.get("version") is None:
+                continue
+            self._meta[role] = info.get("metadata")
+            if info.get("psi"):
+                self.recorder.set_psi(info["version"], info["psi"])
+
+
+@serve.ingress()
+class Ingress:
+    """The HTTP entry: builds the FastAPI app (generated from the spec) around a router.
+
+    ``user_config``: ``{"stable_version", "canary_version", "canary_weight", "step"}``.
+    """
+
+    async def __init__(  # type: ignore[misc]
+        self, stable: Any, canary: Any, settings: dict[str, Any], model: str | None, alias: str
+    ) -> None:
+        from mlops_kit.registry.registry import ModelRegistry
+
+        s = _settings(settings)
+        name = ModelRegistry(s).default_name(model)
+        info = await stable.describe.remote()
+        self.router = ServeRouter(stable, canary, s, name, alias, info.get("features") or [])
+        await self.router.refresh()
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        self.router.set_traffic(
+            config.get("stable_version"),
+            config.get("canary_version"),
+            float(config.get("canary_weight") or 0.0),
+            int(config.get("step") or 0),
+        )
+        await self.router.refresh()
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from mlops_kit.serving.http import create_app
+
+        app = create_app(self.router)
+        router = self.router
+
+        @app.middleware("http")
+        async def _refresh(request: Any, call_next: Any) -> Any:
+            if request.url.path == "/metrics":
+                await router.refresh()
+            return await call_next(request)
+
+        return app
+
+    def window(self, reset: bool = False) -> dict[str, Any]:
+        """The analysis window so far, per role (and start a new one when ``reset``)."""
+        stats = self.router.window
+        snaps = stats.drain() if reset else {r: stats.snapshot(r) for r in (STABLE, CANARY)}
+        return {
+            **{role: snap.to_dict() for role, snap in snaps.items()},
+            "served": dict(self.router.served),
+            "weight": self.router.weight,
+        }
+
+
+def build(args: dict[str, Any] | None = None) -> Any:
+    """The application (Serve's builder signature: ``args`` from the Serve config).
+
+    Args keys: ``settings`` (a settings dict; else ``config``, the path of an
+    ``mlops_kit.yaml``, and the ``MLOPS_KIT_*`` environment), ``model``, ``alias``,
+    ``stable_version`` (None: the alias's version), ``canary_version``,
+    ``canary_weight``, ``canary_fault_rate``, ``step``.
+    """
+    from mlops_kit.config import load_settings
+    from mlops_kit.registry.registry import ModelRegistry
+
+    args = dict(args or {})
+    if args.get("settings"):
+        settings = _settings(args["settings"])
+    else:
+        config = args.get("config")
+        if config:
+            import os
+
+            os.environ["MLOPS_KIT_CONFIG"] = str(config)
+        settings = load_settings()
+    sv = settings.serving
+    alias = args.get("alias") or sv.alias
+    model = args.get("model")
+    stable_version = args.get("stable_version")
+    if stable_version is None:
+        registry = ModelRegistry(settings)
+        stable_version = str(registry.version(registry.default_name(model), alias).version)
+    canary_version = args.get("canary_version")
+    payload = settings.model_dump(mode="json")
+    common = {"num_replicas": sv.replicas, "max_ongoing_requests": sv.max_ongoing_requests}
+    deployment: Any = serve.deployment
+    model_server = deployment(ModelServer)
+    stable = model_server.options(
+        name=STABLE,
+        user_config={"version": str(stable_version)},
+        ray_actor_options={"num_cpus": ACTOR_CPUS[STABLE]},
+        **common,
+    ).bind(payload, STABLE, model, alias)
+    canary = model_server.options(
+        name=CANARY,
+        user_config={
+            "version": None if canary_version is None else str(canary_version),
+            "fault_rate": float(args.get("canary_fault_rate") or 0.0),
+        },
+        ray_actor_options={"num_cpus": ACTOR_CPUS[CANARY]},
+        **common,
+    ).bind(payload, CANARY, model, alias)
+    ingress = deployment(Ingress).options(
+        name=INGRESS,
+        num_replicas=1,
+        ray_actor_options={"num_cpus": ACTOR_CPUS[INGRESS]},
+        max_ongoing_requests=max(sv.max_ongoing_requests, 1024),
+        user_config={
+            "stable_version": str(stable_version),
+            "canary_version": None if canary_version is None else str(canary_version),
+            "canary_weight": float(args.get("canary_weight") or 0.0),
+            "step": int(args.get("step") or 0),
+        },
+    )
+    return ingress.bind(stable, canary, payload, model, alias)
+
+
+# ---------------------------------------------------------------------- driving it
+def connect(settings: Settings) -> None:
+    """Join the Ray cluster the settings name (``serving.ray_address``), else the local
+    one, starting it when there is none; then make sure Serve's HTTP proxy listens on
+    ``serving.host:port``."""
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address=settings.serving.ray_address,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+        )
+    sv = settings.serving
+    serve.start(http_options={"host": sv.host, "port": sv.port})
+
+
+def deploy(
+    settings: Settings,
+    *,
+    stable_version: str | None = None,
+    canary_version: str | None = None,
+    canary_weight: float = 0.0,
+    canary_fault_rate: float = 0.0,
+    step: int = 0,
+    model: str | None = None,
+) -> str:
+    """Deploy (or update in place) the application; returns its base URL.
+
+    Only ``user_config`` differs between calls with the same package version, so an
+    update reaches the running replicas through ``reconfigure``.
+    """
+    connect(settings)
+    app = build(
+        {
+            "settings": settings.model_dump(mode="json"),
+            "model": model,
+            "stable_version": stable_version,
+            "canary_version": canary_version,
+            "canary_weight": canary_weight,
+            "canary_fault_rate": canary_fault_rate,
+            "step": step,
+        }
+    )
+    serve.run(app, name=settings.serving.app_name, route_prefix="/", blocking=False)
+    return f"http://{settings.serving.host}:{settings.serving.port}"
+
+
+def window(settings: Settings, reset: bool = False) -> dict[str, Any]:
+    """The ingress's analysis window (see :meth:`Ingress.window`)."""
+    connect(settings)
+    handle = serve.get_app_handle(settings.serving.app_name)
+    return handle.window.remote(reset).result()
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Serve's status of the application and what each side serves."""
+    connect(settings)
+    apps = serve.status().applications
+    app = apps.get(settings.serving.app_name)
+    if app is None:
+        return {"status": "NOT_DEPLOYED"}
+    out: dict[str, Any] = {
+        "status": str(app.status.value if hasattr(app.status, "value") else app.status)
+    }
+    if out["status"] == "RUNNING":
+        out.update(window(settings))
+    return out
+
+
+def shutdown(settings: Settings) -> None:
+    """Delete the application (the Ray cluster stays up)."""
+    connect(settings)
+    serve.delete(settings.serving.app_name)
