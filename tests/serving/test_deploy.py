@@ -134,23 +134,19 @@ def test_serve_config_validates_with_rays_schema(example: Settings) -> None:
     (app,) = parsed.applications
     assert app.import_path == "mlops_kit.serving.ray_app:build"
     assert app.route_prefix == "/"
-    assert app.args == {
-        "alias": "champion",
-        "model": None,
-        "stable_version": "3",
-        "canary_version": "4",
-        "canary_weight": 0.1,
-        "config": None,
-    }
+    # versions and weight live in user_config only: changing them reconfigures the
+    # running replicas, where a change of args would replace them
+    assert app.args == {"alias": "champion", "model": None, "config": None}
     by_name = {d.name: d for d in app.deployments}
     assert list(by_name) == ["ingress", "stable", "canary"]
     assert by_name["ingress"].user_config == {
         "stable_version": "3",
         "canary_version": "4",
         "canary_weight": 0.1,
+        "step": 0,
     }
     assert by_name["stable"].user_config == {"version": "3"}
-    assert by_name["canary"].user_config == {"version": "4"}
+    assert by_name["canary"].user_config == {"version": "4", "fault_rate": 0.0}
     for d in (by_name["stable"], by_name["canary"]):
         assert d.num_replicas == example.serving.replicas == 2
         assert d.max_ongoing_requests == example.serving.max_ongoing_requests

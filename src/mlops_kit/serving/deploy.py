@@ -206,20 +206,31 @@ def _dns_label(value: str, field: str) -> str:
     return value
 
 
+def replica_env(settings: Settings) -> dict[str, str]:
+    """:func:`settings_env` without the rollout's own settings, which the replicas do not
+    read: changing a threshold does not change the application's environment, so it does
+    not restart the replicas."""
+    skip = f"{ENV_PREFIX}SERVING__ROLLOUT"
+    return {k: v for k, v in settings_env(settings).items() if not k.startswith(skip)}
+
+
 def serve_config(
     settings: Settings,
     *,
     stable_version: str | None = None,
     canary_version: str | None = None,
     canary_weight: float = 0.0,
+    canary_fault_rate: float = 0.0,
+    step: int = 0,
 ) -> dict[str, Any]:
     """The Ray Serve config file of the inference service (``serve deploy`` schema).
 
     One application, ``settings.serving.app_name`` at route ``/``, built by
-    :data:`IMPORT_PATH` with ``args`` ``alias``, ``model``, ``stable_version``,
-    ``canary_version``, ``canary_weight`` and ``config`` (None: the replicas build their
-    settings from the ``MLOPS_KIT_*`` variables of the application's ``runtime_env``, see
-    :func:`settings_env`). Its deployments: ``ingress`` (the weight in its
+    :data:`IMPORT_PATH` with ``args`` ``alias``, ``model`` and ``config`` (the versions
+    and the weight are in the deployments' ``user_config`` only, so changing them
+    reconfigures the running replicas instead of replacing them); ``config`` None: the
+    replicas build their settings from the ``MLOPS_KIT_*`` variables of the application's
+    ``runtime_env`` (see :func:`replica_env`). Its deployments: ``ingress`` (the weight in its
     ``user_config``), ``stable`` and ``canary`` (``{"version": ...}``: None follows the
     alias on the stable, leaves the canary idle), the model deployments with
     ``serving.replicas`` replicas and ``serving.max_ongoing_requests``; each with the CPUs
@@ -230,6 +241,9 @@ def serve_config(
         stable_version: registered version the stable serves (None: the alias's).
         canary_version: registered version of the canary (None: no canary).
         canary_weight: share of requests sent to the canary, 0 to 1.
+        canary_fault_rate: share of the canary's requests failed on purpose (a rollback
+            rehearsal; 0 in production).
+        step: the rollout step (published as a metric).
 
     Raises:
         ServingConfigError: naming the bad argument or setting.
@@ -239,9 +253,9 @@ def serve_config(
     rollout: dict[str, Any] = {"stable_version": stable_version, "canary_version": canary_version}
     rollout["canary_weight"] = weight
     user_configs: dict[str, dict[str, Any]] = {
-        "ingress": dict(rollout),
+        "ingress": {**rollout, "step": step},
         "stable": {"version": stable_version},
-        "canary": {"version": canary_version},
+        "canary": {"version": canary_version, "fault_rate": canary_fault_rate},
     }
     sizes = {"num_replicas": serving.replicas, "max_ongoing_requests": serving.max_ongoing_requests}
     deployments = [
@@ -257,13 +271,8 @@ def serve_config(
         "name": serving.app_name,
         "route_prefix": "/",
         "import_path": IMPORT_PATH,
-        "args": {
-            "alias": serving.alias,
-            "model": settings.registry.model_name,
-            **rollout,
-            "config": None,
-        },
-        "runtime_env": {"env_vars": settings_env(settings)},
+        "args": {"alias": serving.alias, "model": settings.registry.model_name, "config": None},
+        "runtime_env": {"env_vars": replica_env(settings)},
         "deployments": deployments,
     }
     return {

@@ -46,3 +46,15 @@ class RayServiceInvalidError(ServingError):
     def __init__(self, message: str, errors: list[str]) -> None:
         super().__init__(message, errors=errors)
         self.errors = errors
+
+
+class RolloutError(ServingError):
+    """A rollout cannot start or go on; the message says why and what to do."""
+
+    code = "SERVING_ROLLOUT"
+
+
+class RolloutBusyError(RolloutError):
+    """Another rollout of the model is running, or another controller drives it."""
+
+    code = "SERVING_ROLLOUT_BUSY"

@@ -53,7 +53,9 @@ class ModelServer:
     """One model deployment's replica: a pinned :class:`InferenceService`, batched.
 
     ``user_config``: ``{"version": "<v>" | None, "fault_rate": 0.0}``. The stable side with
-    no version follows the alias; the canary with none is idle (answers 503).
+    no version follows the alias; the canary with none is idle: the ingress sends it
+    nothing, and requests still on their way when it went idle are answered by the model
+    it had (one never given a version answers 503).
     ``fault_rate`` fails that share of requests with a 500, to rehearse a rollback.
     """
 
@@ -75,8 +77,7 @@ class ModelServer:
         version = config.get("version")
         self.fault_rate = float(config.get("fault_rate") or 0.0)
         if version is None and self.role == CANARY:
-            self.service = None
-            return
+            return  # idle: the ingress stops sending; stragglers get the loaded model
         await asyncio.to_thread(self._load, None if version is None else str(version))
 
     def _load(self, version: str | None) -> None:
@@ -105,7 +106,7 @@ class ModelServer:
 
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.0)
     async def predict_batch(self, groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        service = self.service
+        service = self.service  # set before any request reaches the batch (_unavailable)
         answers = await asyncio.to_thread(service.predict_many, groups)
         version = service.model.version
         batch = {"id": uuid.uuid4().hex, "rows": sum(len(g) for g in groups)}
@@ -414,26 +415,36 @@ def deploy(
     canary_weight: float = 0.0,
     canary_fault_rate: float = 0.0,
     step: int = 0,
-    model: str | None = None,
 ) -> str:
     """Deploy (or update in place) the application; returns its base URL.
 
-    Only ``user_config`` differs between calls with the same package version, so an
-    update reaches the running replicas through ``reconfigure``.
+    The application is deployed declaratively, from the Serve config of
+    :func:`mlops_kit.serving.deploy.serve_config` (what ``serve deploy`` and a RayService
+    apply), so Serve compares it with what runs: when only ``user_config`` differs — a
+    version, the canary's weight — the running replicas are reconfigured in place, not
+    replaced. The stable version defaults to the one the alias points to now.
     """
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeDeploySchema
+
+    from mlops_kit.registry.registry import ModelRegistry
+    from mlops_kit.serving.deploy import serve_config
+
     connect(settings)
-    app = build(
-        {
-            "settings": settings.model_dump(mode="json"),
-            "model": model,
-            "stable_version": stable_version,
-            "canary_version": canary_version,
-            "canary_weight": canary_weight,
-            "canary_fault_rate": canary_fault_rate,
-            "step": step,
-        }
+    if stable_version is None:
+        registry = ModelRegistry(settings)
+        name = registry.default_name(None)
+        stable_version = str(registry.version(name, settings.serving.alias).version)
+    config = serve_config(
+        settings,
+        stable_version=stable_version,
+        canary_version=canary_version,
+        canary_weight=canary_weight,
+        canary_fault_rate=canary_fault_rate,
+        step=step,
     )
-    serve.run(app, name=settings.serving.app_name, route_prefix="/", blocking=False)
+    client: Any = _get_global_client()
+    client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
     return f"http://{settings.serving.host}:{settings.serving.port}"
 
 
