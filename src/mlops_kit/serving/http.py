@@ -23,7 +23,11 @@ model version in the ``x-model-version`` header.
 which name the request model generated at run time.)
 """
 
-from typing import Any
+import json
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from mlops_kit._lazy import require
 from mlops_kit._version import __version__
@@ -31,6 +35,85 @@ from mlops_kit.serving.router import LocalRouter, Reply, Router, infer_rows, too
 from mlops_kit.serving.service import InferenceService
 
 _JSON = ("application/json", "application/problem+json")
+_FP32_MAX = 3.4028234663852886e38
+_NUMERIC = {"FP16", "FP32", "FP64"} | {f"{s}INT{b}" for s in ("", "U") for b in (8, 16, 32, 64)}
+
+
+class ErrorBody(BaseModel):
+    """The body of every refusal: ``error`` is the Open Inference Protocol's message."""
+
+    error: str
+    code: str | None = None
+
+
+class TensorInput(BaseModel):
+    """An input tensor of an Open Inference Protocol request (``$request_input``).
+
+    ``data`` holds the values in row-major order, flat or nested (the protocol allows
+    both); it is flattened here. Values of a numeric datatype must be finite numbers
+    (within the FP32 range for ``FP32``); null is no tensor value.
+    """
+
+    name: str
+    shape: list[Annotated[int, Field(ge=0, le=2**64 - 1)]]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+    @field_validator("data")
+    @classmethod
+    def _flatten(cls, data: list[Any], info: ValidationInfo) -> list[Any]:
+        numeric = info.data.get("datatype") in _NUMERIC
+        fp32 = info.data.get("datatype") == "FP32"
+        flat: list[Any] = []
+        stack = [iter(data)]
+        while stack:
+            item = next(stack[-1], stack)
+            if item is stack:
+                stack.pop()
+            elif isinstance(item, list):
+                stack.append(iter(item))
+            elif numeric and (isinstance(item, bool) or not isinstance(item, int | float)):
+                raise ValueError(f"a numeric tensor holds numbers, got {json.dumps(item)[:40]}")
+            elif not isinstance(item, bool | int | float | str):
+                raise ValueError(
+                    f"tensor values are numbers, strings or booleans, got {json.dumps(item)[:40]}"
+                )
+            elif numeric and isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"tensor values must be finite, got {item}")
+            elif fp32 and isinstance(item, int | float) and abs(item) > _FP32_MAX:
+                raise ValueError(f"{item:.3g} is beyond the FP32 range (+-{_FP32_MAX:.4g})")
+            else:
+                flat.append(item)
+        return flat
+
+
+class TensorOutput(BaseModel):
+    """An output an Open Inference Protocol request asks for (``$request_output``)."""
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    """An Open Inference Protocol inference request (``$inference_request``)."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[TensorInput]
+    outputs: list[TensorOutput] | None = None
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    what = {
+        400: "the body is not readable JSON",
+        404: "no such model or version",
+        413: "more rows than serving.max_request_rows",
+        415: "not JSON",
+        422: "invalid request: each bad field named",
+        503: "not ready",
+    }
+    return {s: {"model": ErrorBody, "description": what[s]} for s in statuses}
 
 
 def create_app(target: InferenceService | Router, max_rows: int | None = None) -> Any:
@@ -41,6 +124,7 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException
 
     router = target if isinstance(target, Router) else LocalRouter(target, max_rows)
     spec = router.spec
@@ -80,7 +164,10 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
-        detail = jsonable_encoder(exc.errors())
+        # without the offending input: it may be what JSON cannot carry (NaN, 1e999)
+        detail = jsonable_encoder(
+            [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+        )
         first = detail[0] if detail else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
         return JSONResponse(
@@ -91,6 +178,14 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
                 "code": "SERVING_BAD_REQUEST",
                 "detail": detail,
             },
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Any:
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": str(exc.detail), "detail": exc.detail},
+            headers=exc.headers,
         )
 
     def _respond(reply: Reply) -> Any:
@@ -114,7 +209,7 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
     @app.post(
         "/predict",
         response_model=list[response_type],  # type: ignore[valid-type]
-        responses={413: {"description": "too many rows"}, 415: {"description": "not JSON"}},
+        responses=_errors(400, 413, 415, 422),
     )
     async def predict(
         body: request_type | list[request_type] = Body(...),  # type: ignore[valid-type]
@@ -122,13 +217,29 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
         items = body if isinstance(body, list) else [body]
         if len(items) > router.max_rows:
             return _respond(too_large(len(items), router.max_rows))
-        return _respond(await router.predict([i.model_dump() for i in items]))
+        payloads = [i.model_dump() for i in items]
+        beyond = [
+            {"request": r, "field": n, "error": f"beyond the FP32 range (+-{_FP32_MAX:.4g})"}
+            for r, p in enumerate(payloads)
+            for n, v in p.items()
+            if isinstance(v, float) and abs(v) > _FP32_MAX
+        ]
+        if beyond:
+            first = beyond[0]
+            refusal = {
+                "error": f"request {first['request']}, {first['field']}: the model scores "
+                f"FP32 values; send values within +-{_FP32_MAX:.4g}",
+                "code": "SERVING_BAD_REQUEST",
+                "errors": beyond,
+            }
+            return _respond(Reply(422, refusal))
+        return _respond(await router.predict(payloads))
 
     @app.get("/v2/health/live")
     async def live() -> dict[str, bool]:
         return {"live": True}
 
-    @app.get("/v2/health/ready")
+    @app.get("/v2/health/ready", responses=_errors(503))
     async def ready() -> Any:
         ok = router.ready()
         return JSONResponse(status_code=200 if ok else 503, content={"ready": ok})
@@ -137,11 +248,11 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
     async def server_metadata() -> dict[str, Any]:
         return {"name": "mlops_kit", "version": __version__, "extensions": []}
 
-    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}", responses=_errors(404))
     async def metadata(name: str) -> Any:
         return _unknown(name) or router.metadata()
 
-    @app.get("/v2/models/{name}/versions/{version}")
+    @app.get("/v2/models/{name}/versions/{version}", responses=_errors(404))
     async def metadata_version(name: str, version: str) -> Any:
         return _unknown(name, version) or {**router.metadata(), "versions": [version]}
 
@@ -152,29 +263,32 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
         ok = router.ready()
         return JSONResponse(status_code=200 if ok else 503, content={"name": name, "ready": ok})
 
-    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/ready", responses=_errors(404, 503))
     async def model_ready(name: str) -> Any:
         return _model_ready(name, None)
 
-    @app.get("/v2/models/{name}/versions/{version}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready", responses=_errors(404, 503))
     async def model_version_ready(name: str, version: str) -> Any:
         return _model_ready(name, version)
 
-    async def _infer(name: str, version: str | None, body: Any) -> Any:
+    async def _infer(name: str, version: str | None, request: InferenceRequest) -> Any:
         missing = _unknown(name, version)
         if missing is not None:
             return missing
+        body = request.model_dump(exclude_none=True)
         rows = infer_rows(body)
         if rows > router.max_rows:
             return _respond(too_large(rows, router.max_rows))
         return _respond(await router.infer(body, version))
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, body: dict[str, Any] = Body(...)) -> Any:
+    infer_errors = _errors(400, 404, 413, 415, 422)
+
+    @app.post("/v2/models/{name}/infer", responses=infer_errors)
+    async def infer(name: str, body: InferenceRequest) -> Any:
         return await _infer(name, None, body)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer_version(name: str, version: str, body: dict[str, Any] = Body(...)) -> Any:
+    @app.post("/v2/models/{name}/versions/{version}/infer", responses=infer_errors)
+    async def infer_version(name: str, version: str, body: InferenceRequest) -> Any:
         return await _infer(name, version, body)
 
     @app.get("/metrics", include_in_schema=False)
