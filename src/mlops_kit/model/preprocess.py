@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 """Version of the JSON layout written by :meth:`Preprocessor.to_dict`."""
 
 _MIN_SCALE = 1e-12
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DECILES = tuple(q / 10 for q in range(1, 10))
 
 
@@ -218,6 +219,9 @@ class Preprocessor:
         scales = np.asarray(self.scales, dtype=np.float64)
         out = (x - means) / scales
         out[~np.isfinite(out)] = 0.0
+        # a finite value far from the mean may standardize beyond float32: saturate it
+        # rather than let it become an infinity the model turns into NaN
+        np.clip(out, -_FLOAT32_MAX, _FLOAT32_MAX, out=out)
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
