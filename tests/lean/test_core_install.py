@@ -53,6 +53,12 @@ NEEDS_EXTRA = [
     ("launch job.yaml --backend sagemaker", "sagemaker"),
     ("pipelines compile", "kfp"),
     ("pipelines submit {repo}/pipelines/etl.yaml --host http://127.0.0.1:9", "kfp"),
+    ("serve local", "serve"),
+    ("serve up", "serve"),
+    ("serve rollout 2", "serve"),
+    ("serve status", "serve"),
+    ("serve rollback --why x", "serve"),
+    ("serve down", "serve"),
 ]
 
 

@@ -6,6 +6,7 @@ callers, and /metrics counts it all."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from typing import Any
@@ -214,6 +215,45 @@ def test_a_faulty_canary_is_rolled_back_within_its_first_window(cluster) -> None
     with _client(s) as http:
         after = http.post("/predict", json={"device_id": _ids(s)[0]})
     assert after.status_code == 200 and after.headers["x-model-version"] == v1
+
+
+def _cli(s: Any, *args: str) -> Any:
+    """``mlops-kit`` in its own process, joined to the test's Ray cluster."""
+    import os
+    import subprocess
+    import sys
+
+    import ray
+
+    from mlops_kit.serving.deploy import settings_env
+
+    env = {**os.environ, **settings_env(s)}
+    env["MLOPS_KIT_SERVING__RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+    cmd = [sys.executable, "-m", "mlops_kit.cli.main", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_cli_rolls_out_and_back_and_reports(cluster) -> None:
+    from mlops_kit.serving.ray_app import deploy
+
+    s, v1, v2 = cluster["settings"], cluster["v1"], cluster["v2"]
+    deploy(s, stable_version=v1)
+    with _Client(s, _ids(s)):
+        run = _cli(
+            s, "serve", "rollout", v2, "--fault-rate", "0.3", "--watch-s", "3",
+            "--min-requests", "10", "--who", "cli-test",
+        )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out  # rolled back
+    assert "step 10%" in out and "rolled_back" in out and "error rate" in out, out
+    status = _cli(s, "serve", "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    report = json.loads(status.stdout)
+    assert report["status"] == "RUNNING"
+    assert report["served"] == {"stable": v1, "canary": None}
+    assert report["rollout"]["status"] == "rolled_back" and report["rollout"]["canary"] == v2
+    again = _cli(s, "serve", "rollback", "--why", "nothing running")
+    assert again.returncode == 2 and "already ended" in again.stdout + again.stderr
 
 
 def test_a_healthy_canary_goes_to_100_percent_and_one_controller_drives_it(cluster) -> None:

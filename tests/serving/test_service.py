@@ -145,7 +145,7 @@ def test_the_service_follows_the_alias_and_refuses_another_spec_version(served) 
 
 
 def test_mlops_kit_serve_answers_over_http(served, tmp_path: Path) -> None:
-    """``mlops-kit serve`` in its own process: ready, then a prediction over real HTTP."""
+    """``mlops-kit serve local`` in its own process: ready, then a prediction over real HTTP."""
     import json
     import os
     import socket
@@ -163,7 +163,7 @@ def test_mlops_kit_serve_answers_over_http(served, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
     env["MLOPS_KIT_CONFIG"] = str(config)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlops_kit.cli.main", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mlops_kit.cli.main", "serve", "local", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -26,6 +26,7 @@ from mlops_kit.cli._common import (
 from mlops_kit.cli.dataset import dataset_app
 from mlops_kit.cli.features import features_app
 from mlops_kit.cli.model import model_app
+from mlops_kit.cli.serve import serve_app
 from mlops_kit.errors import ConfigError, MlopsKitError
 
 app = typer.Typer(
@@ -55,6 +56,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(etl_app, name="etl")
 app.add_typer(features_app, name="features")
 app.add_typer(model_app, name="model")
+app.add_typer(serve_app, name="serve")
 pipelines_app = typer.Typer(help="Compile and submit Kubeflow pipelines.", no_args_is_help=True)
 app.add_typer(pipelines_app, name="pipelines")
 
@@ -531,29 +533,6 @@ def launch_cmd(
     if wait:
         status = launcher.wait(handle, timeout=timeout)
         console.print(f"{handle.name}: {status.phase} {status.reason or ''}".rstrip())
-
-
-# ---------------------------------------------------------------- serve
-@app.command("serve")
-def serve_cmd(
-    home: Path | None = HomeOpt,
-    model: str | None = typer.Option(None, help="Registered model (default: the settings')."),
-    alias: str = typer.Option("champion", help="The alias to serve."),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8080, help="Port to listen on."),
-) -> None:
-    """Serve a registry alias's model over HTTP: POST /predict and the Open Inference
-    Protocol (/v2/health/ready, /v2/models/<name>/infer); see docs/serving.md."""
-    from mlops_kit._lazy import require
-    from mlops_kit.serving import InferenceService, create_app
-
-    uvicorn = require("uvicorn", "serving over HTTP")
-    service = InferenceService(_settings(home), model=model, alias=alias)
-    service.warm_up()
-    console.print(
-        f"serving {service.name} v{service.model.version} ({alias}) on http://{host}:{port}"
-    )
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
 
 
 # ---------------------------------------------------------------- demo

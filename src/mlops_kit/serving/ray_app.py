@@ -35,7 +35,7 @@ from ray import serve  # noqa: E402
 
 from mlops_kit.config import Settings  # noqa: E402
 from mlops_kit.serving.deploy import ACTOR_CPUS  # noqa: E402
-from mlops_kit.serving.errors import BadRequestError  # noqa: E402
+from mlops_kit.serving.errors import BadRequestError, ServingError  # noqa: E402
 from mlops_kit.serving.router import Reply, Router, bad_request  # noqa: E402
 
 STABLE, CANARY, INGRESS = "stable", "canary", "ingress"
@@ -389,22 +389,63 @@ def build(args: dict[str, Any] | None = None) -> Any:
 
 
 # ---------------------------------------------------------------------- driving it
-def connect(settings: Settings) -> None:
+def connect(settings: Settings, start: bool = False) -> None:
     """Join the Ray cluster the settings name (``serving.ray_address``), else the local
-    one, starting it when there is none; then make sure Serve's HTTP proxy listens on
-    ``serving.host:port``."""
+    one; then make sure Serve's HTTP proxy listens on ``serving.host:port``.
+
+    Args:
+        settings: ``serving.ray_address`` (``None``: this process's cluster if it has one,
+            else the cluster running on this machine).
+        start: with no cluster on this machine, start one (``ray start --head``) that
+            outlives this process, as ``mlops-kit serve up`` needs.
+
+    Raises:
+        ServingError: no cluster to join (and ``start`` not asked).
+    """
     import logging
 
     import ray
 
     if not ray.is_initialized():
-        ray.init(
-            address=settings.serving.ray_address,
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-        )
+        address = settings.serving.ray_address or "auto"
+        opts: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
+        try:
+            ray.init(address=address, **opts)
+        except ConnectionError:
+            if settings.serving.ray_address or not start:
+                raise ServingError(
+                    f"no Ray cluster at {address}: start one with 'mlops-kit serve up' (or "
+                    "'ray start --head'), or set serving.ray_address"
+                ) from None
+            _start_local_cluster()
+            ray.init(address="auto", **opts)
     sv = settings.serving
     serve.start(http_options={"host": sv.host, "port": sv.port})
+
+
+def _start_local_cluster() -> None:
+    """``ray start --head`` on this machine (no dashboard, no usage stats)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head"]
+    cmd += ["--include-dashboard=false", "--disable-usage-stats"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ServingError(f"could not start a local Ray cluster: {done.stderr.strip()[-500:]}")
+
+
+def stop_local_cluster() -> None:
+    """``ray stop``: the local cluster ``serve up`` started."""
+    import subprocess
+    import sys
+
+    import ray
+
+    ray.shutdown()
+    subprocess.run(
+        [sys.executable, "-m", "ray.scripts.scripts", "stop"], capture_output=True, check=False
+    )
 
 
 def deploy(

@@ -4,7 +4,7 @@ The FastAPI application (:func:`mlops_kit.serving.http.create_app`) only parses,
 router and turns its reply into a response, so one API serves two set-ups:
 
 * :class:`LocalRouter` — one :class:`~mlops_kit.serving.service.InferenceService` in the
-  process (``mlops-kit serve --local``, notebooks, tests);
+  process (``mlops-kit serve local``, notebooks, tests);
 * the Ray Serve ingress (:mod:`mlops_kit.serving.ray_app`) — requests split by weight
   between the stable and the canary model deployments, batched across callers.
 
