@@ -12,6 +12,7 @@ LocalStack or VPC endpoints).
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -319,7 +320,7 @@ class RolloutSettings(_Section):
     @field_validator("steps")
     @classmethod
     def _steps(cls, v: list[int]) -> list[int]:
-        if not v or v[-1] != 100 or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        if not v or v[-1] != 100 or any(b <= a for a, b in pairwise(v)):
             raise ValueError("steps must increase and end at 100, e.g. [10, 50, 100]")
         if v[0] <= 0:
             raise ValueError("steps must be percentages above 0")
