@@ -80,6 +80,7 @@ bench: install  ## benchmarks side by side with their baselines -> docs/benchmar
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/extract.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/serving.py
 
 mutation: install  ## mutation score of the modules that guard data and models -> docs/testing.md (slow)
 	$(BIN)/python benchmarks/mutation.py $(if $(ONLY),--only $(ONLY),)
