@@ -501,6 +501,7 @@ def render(res: dict[str, Any]) -> str:
     ceil, pre = ip[f"ONNX Runtime session.run, {ROWS} rows"], ip[f"Predictor.predict, {ROWS} rows"]
     one, many = ip["service.predict, 1 id"], ip[f"service.predict, {ROWS} ids"]
     ours_asgi, plain_asgi = ip["create_app(service), 1 id"], ip["plain FastAPI app, 1 row"]
+    fails = f" {mv['failures']}" if mv["failures"] else ""
     nl, (load0, load1), (t_setup, t_all) = "\n", res["load_average"], res["seconds"]
     return f"""{START}
 ## Serving: this service on Ray Serve, naive Ray Serve, plain FastAPI
@@ -538,7 +539,7 @@ of this service (ingress, stable and canary, each loading its model) {statistics
 **Version move** from {mv["from_to"][0]} to {mv["from_to"][1]} (`deploy(settings,
 stable_version='{v2}')`), 16 callers: `deploy()` returned after {mv["deploy_s"]:.2f} s; the last
 answer naming another version came {mv["converged_s"]:.2f} s after the call (answers observed
-for {mv["observed_s"]:.1f} s); {mv["failed"]} of {mv["requests"]:,} requests failed {mv["failures"] or ""};
+for {mv["observed_s"]:.1f} s); {mv["failed"]} of {mv["requests"]:,} requests failed{fails};
 replica processes {"kept" if mv["replicas_kept"] else "replaced"}.
 
 ### Targets
