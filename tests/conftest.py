@@ -81,6 +81,11 @@ _EXTRA_OF = {
     "moto": "dev",
     "hypothesis": "dev",
     "kubernetes_validate": "dev",
+    "tritonclient": "dev",
+    "schemathesis": "dev",
+    "prometheus_client": "serve",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 # (what is missing, a pattern of the skip reason, how to install it); the first match wins.

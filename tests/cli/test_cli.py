@@ -149,6 +149,17 @@ def test_demo_runs_end_to_end(home: Path) -> None:
     assert all(0.0 <= a["score"] <= 1.0 for a in served["answers"])
     assert {a["model_version"] for a in served["answers"]} == {champion["version"]}
     assert "device-unknown" in served["refused"]
+    # on Ray Serve, a retrained version goes 10% -> 50% -> 100% under client traffic and
+    # becomes champion with no failed request; a faulty canary is rolled back
+    rollout = summary["rollout"]
+    state = rollout["rollout"]
+    assert state["stable"] == champion["version"] and state["status"] == "promoted", state
+    assert [h["step"] for h in state["history"] if h["outcome"] == "pass"] == [10, 50, 100]
+    assert rollout["traffic"]["failed"] == 0 and rollout["traffic"]["requests"] > 0
+    assert {a["model_version"] for a in rollout["samples"]} == {state["canary"]}
+    faulty = rollout["faulty"]
+    assert faulty["status"] == "rolled_back" and "error rate" in faulty["reason"], faulty
+    assert rollout["faulty_traffic"]["failed"] > 0
 
 
 @pytest.mark.slow
@@ -156,7 +167,9 @@ def test_demo_runs_the_same_loop_on_the_second_dataset(home: Path) -> None:
     """``mlops-kit demo --dataset <spec.yaml>``: the whole loop on machine telemetry, from
     the command line, with no code of its own."""
     spec = Path(__file__).resolve().parents[2] / "examples" / "datasets" / "machine_telemetry.yaml"
-    proc = _run("demo", "--dataset", str(spec), "--entities", "6", env={"COLUMNS": "200"})
+    proc = _run(
+        "demo", "--dataset", str(spec), "--entities", "6", "--no-rollout", env={"COLUMNS": "200"}
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "mlops_kit demo on machine_telemetry v1" in out
@@ -166,7 +179,8 @@ def test_demo_runs_the_same_loop_on_the_second_dataset(home: Path) -> None:
     assert "unknown ids come back as explicit nulls: ['machine-unknown']" in out
     assert "machine-fault v1 -> champion: accepted" in out
     assert "served by machine-fault v1 (the champion)" in out
-    assert "skipped steps" not in out
+    # the only step left out is the one turned off (the rollout runs in the test above)
+    assert "canary rollout │ turned off by the caller" in out
     assert "Warning" not in proc.stderr and "INFO" not in proc.stderr
 
 

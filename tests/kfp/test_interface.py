@@ -23,7 +23,7 @@ DATASET, METRICS, HTML = "system.Dataset", "system.Metrics", "system.HTML"
 MODEL = "system.Model"
 RUNTIME_MODULES = tuple(
     f"mlops_kit.components.runtime.{domain}"
-    for domain in ("ingest", "etl", "features", "training", "registry")
+    for domain in ("ingest", "etl", "features", "training", "registry", "serving")
 )
 CLASSIFICATION = "system.ClassificationMetrics"
 
@@ -53,6 +53,7 @@ EXPECTED = {
     ),
     "register_model": ({"onnx_model": MODEL}, {}),
     "promote_model": ({"evaluation": DATASET}, {"report": METRICS}),
+    "serve_rollout": ({}, {"report": METRICS}),
 }
 OPTIONAL_INPUTS = {"files_landed", "api_landed", "stream_landed", "labels", "validation"}
 

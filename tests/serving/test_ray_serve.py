@@ -256,6 +256,27 @@ def test_the_cli_rolls_out_and_back_and_reports(cluster) -> None:
     assert again.returncode == 2 and "already ended" in again.stdout + again.stderr
 
 
+def test_the_serve_rollout_component_step_reports_the_outcome(cluster, tmp_path) -> None:
+    from mlops_kit.components.runtime.serving import serve_rollout_step
+    from mlops_kit.demo.model import LocalArtifact
+    from mlops_kit.serving.ray_app import deploy
+
+    s, v1, v2 = cluster["settings"], cluster["v1"], cluster["v2"]
+    deploy(s, stable_version=v1)
+    overrides = s.model_dump(mode="json")
+    overrides["serving"]["rollout"].update(watch_s=3.0, min_requests=10, max_extensions=3)
+    report = LocalArtifact(str(tmp_path / "report"))
+    status = tmp_path / "outputs" / "status"
+    with _Client(s, _ids(s)):
+        state = serve_rollout_step(
+            report, str(status), v2, fault_rate=0.3, who="kfp", settings_json=json.dumps(overrides)
+        )
+    assert status.read_text() == "rolled_back" == state["status"]
+    assert report.metadata["window0_step"] == 10.0 and report.metadata["window0_pass"] == 0.0
+    assert report.metadata["window0_canary_error_rate"] > 0.01
+    assert report.metadata["canary"] == v2 and report.metadata["stable"] == v1
+
+
 def test_a_healthy_canary_goes_to_100_percent_and_one_controller_drives_it(cluster) -> None:
     from mlops_kit import storage
     from mlops_kit.registry.registry import ModelRegistry

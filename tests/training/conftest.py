@@ -32,7 +32,7 @@ def lake_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
                 mp.delenv(key)
         mp.setenv("MLOPS_KIT_CONFIG", str(home.parent / "absent.yaml"))
         settings = load_settings(home=home)
-        run_demo(settings, Console(file=io.StringIO(), width=120))
+        run_demo(settings, Console(file=io.StringIO(), width=120), with_rollout=False)
         yield settings
 
 

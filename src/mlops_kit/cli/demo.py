@@ -24,6 +24,7 @@ def run_demo(
     fresh: bool = True,
     with_features: bool = True,
     with_training: bool = True,
+    with_rollout: bool = True,
 ) -> dict[str, Any]:
     """Run the demo on the settings' dataset and print each step; returns the summary."""
     from mlops_kit.data.spec import spec_of
@@ -47,6 +48,7 @@ def run_demo(
         fresh=fresh,
         with_features=with_features,
         with_training=with_training,
+        with_rollout=with_rollout,
     )
     report = run(settings, options, progress=lambda text: console.status(text))
     _print(report, console)
@@ -119,6 +121,8 @@ def _print(report: DemoReport, console: Console) -> None:
         console.print(table)
         if served["refused"]:
             console.print(f"an unknown id is refused: {served['refused']}")
+    if report.rollout is not None:
+        _print_rollout(report.rollout, report.features["key"] if report.features else "id", console)
     if report.skipped:
         skipped = Table(title="skipped steps")
         skipped.add_column("step")
@@ -127,6 +131,33 @@ def _print(report: DemoReport, console: Console) -> None:
             skipped.add_row(step, why)
         console.print(skipped)
     console.rule(f"done in {report.seconds:.1f}s")
+
+
+def _steps(state: dict[str, Any]) -> str:
+    return ", ".join(f"{h['step']}% {h['outcome']}" for h in state["history"])
+
+
+def _print_rollout(rollout: dict[str, Any], key: str, console: Console) -> None:
+    state, traffic = rollout["rollout"], rollout["traffic"]
+    by_version = ", ".join(f"v{v}: {n:,}" for v, n in sorted(traffic["by_version"].items()))
+    console.print(
+        f"Ray Serve at {rollout['url']}: canary v{state['canary']} against v{state['stable']} "
+        f"({_steps(state)}) -> {state['status']}: {state['reason']}; clients sent "
+        f"{traffic['requests']:,} requests, {traffic['failed']} failed ({by_version})"
+    )
+    if rollout["samples"]:
+        table = Table(title="served after the rollout")
+        for col in (key, "score", "version"):
+            table.add_column(col)
+        for row in rollout["samples"]:
+            table.add_row(str(row[key]), f"{row['score']:.4f}", str(row["model_version"]))
+        console.print(table)
+    bad, seen = rollout["faulty"], rollout["faulty_traffic"]
+    console.print(
+        f"a faulty canary (v{bad['canary']} failing 20% of its requests on purpose): "
+        f"{bad['status']} after {_steps(bad)}: {bad['reason']}; clients saw "
+        f"{seen['failed']} failed of {seen['requests']:,} requests"
+    )
 
 
 def _cell(value: Any) -> str:

@@ -548,6 +548,9 @@ def demo(
     days: int = typer.Option(3, help="Days of records."),
     bad_rate: float = typer.Option(0.04, help="Share of bad records injected."),
     fresh: bool = typer.Option(True, help="Start from an empty home."),
+    rollout: bool = typer.Option(
+        True, help="End with a canary rollout on Ray Serve (a local Ray cluster, ~40 s)."
+    ),
 ) -> None:
     """Run the loop end to end on the embedded default (no cloud account needed).
 
@@ -559,7 +562,15 @@ def demo(
 
     overrides = {"dataset": dataset} if dataset else {}
     settings = load_cli_settings(home, **overrides)
-    run_demo(settings, console, devices=devices, days=days, bad_rate=bad_rate, fresh=fresh)
+    run_demo(
+        settings,
+        console,
+        devices=devices,
+        days=days,
+        bad_rate=bad_rate,
+        fresh=fresh,
+        with_rollout=rollout,
+    )
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ Catalogue: ``ingest_files``, ``ingest_api``, ``ingest_stream`` (:mod:`.ingest`) 
 ``transform``, ``quality_check``, ``load`` (:mod:`.etl`), and ``features_apply``,
 ``features_materialize``, ``features_training_set`` (:mod:`.features`), and ``train``,
 ``launch_eks``, ``launch_sagemaker``, ``export_onnx`` (:mod:`.training`), and
-``evaluate_model``, ``register_model``, ``promote_model`` (:mod:`.registry`). Compile them all
+``evaluate_model``, ``register_model``, ``promote_model`` (:mod:`.registry`), and
+``serve_rollout`` (:mod:`.serving`). Compile them all
 to YAML with ``python -m mlops_kit.pipelines.compile``.
 """
 
@@ -41,6 +42,7 @@ COMPONENTS: dict[str, str] = {
     "evaluate_model": "mlops_kit.components.registry",
     "register_model": "mlops_kit.components.registry",
     "promote_model": "mlops_kit.components.registry",
+    "serve_rollout": "mlops_kit.components.serving",
 }
 """Component name -> the module that defines it (compiled in this order)."""
 

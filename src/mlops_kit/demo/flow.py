@@ -42,6 +42,7 @@ class DemoOptions:
     fresh: bool = True
     with_features: bool = True
     with_training: bool = True
+    with_rollout: bool = True
     epochs: int = 12
 
 
@@ -64,6 +65,7 @@ class DemoReport:
     training: dict[str, Any] | None = None
     registry: dict[str, Any] | None = None
     served: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -81,6 +83,7 @@ class DemoReport:
             "training": self.training,
             "registry": self.registry,
             "served": self.served,
+            "rollout": self.rollout,
             "skipped": self.skipped,
         }
 
@@ -184,6 +187,7 @@ def run(
     else:
         with progress("serving: the champion answers requests"), _quiet_libraries():
             report.served = serve_step(settings, report.features)
+        _rollout(settings, options, report, progress)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -327,6 +331,44 @@ def features_step(settings: Settings, entities: list[str] | None = None) -> dict
         "missing": res.missing,
         "freshness": fresh,
     }
+
+
+def _rollout(
+    settings: Settings, options: DemoOptions, report: DemoReport, progress: Progress
+) -> None:
+    """Retrain, make the new version challenger, roll it out on Ray Serve."""
+    from mlops_kit._lazy import is_installed
+
+    if not options.with_rollout:
+        report.skipped.append(("canary rollout", "turned off by the caller"))
+        return
+    if not is_installed("ray"):
+        report.skipped.append(
+            ("canary rollout", "ray is not installed: pip install 'mlops-kit[serve]'")
+        )
+        return
+    from mlops_kit.demo.model import challenger_of, demo_policy, train_and_export
+    from mlops_kit.demo.rollout import rollout_step
+
+    assert report.served is not None
+    with progress("training: a second version for the canary"), _quiet_libraries():
+        retrained = train_and_export(settings, epochs=options.epochs + 4)
+        canary = challenger_of(settings, retrained)
+    key = report.features["key"] if report.features else "id"
+    ids = [a[key] for a in report.served["answers"]]
+    with (
+        progress("serving: Ray Serve, canary 10% -> 50% -> 100%, then a faulty canary"),
+        _quiet_libraries(),
+    ):
+        labels = retrained["training_set"].get("label_columns") or ["label"]
+        report.rollout = rollout_step(
+            settings,
+            report.served["version"],
+            canary,
+            ids,
+            policy=demo_policy(label_column=labels[0], split="validation"),
+            evaluation=retrained["training_set_path"],
+        )
 
 
 def serve_step(settings: Settings, features: dict[str, Any] | None) -> dict[str, Any]:

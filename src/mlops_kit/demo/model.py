@@ -116,6 +116,37 @@ def promote(settings: Settings, trained: dict[str, Any]) -> dict[str, Any]:
         )
 
 
+def challenger_of(settings: Settings, trained: dict[str, Any]) -> str:
+    """Register an exported run, make it challenger through the gates and record an
+    approval (a rollout promotes it to champion only when it passes every step); its
+    version."""
+    import warnings
+
+    from mlops_kit.registry.names import CHALLENGER
+    from mlops_kit.registry.registry import ModelRegistry
+
+    labels = trained["training_set"].get("label_columns") or ["label"]
+    policy = demo_policy(label_column=labels[0], split="validation")
+    registry = ModelRegistry(settings)
+    name = registry.default_name(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = str(
+            registry.register(trained["export"]["mlflow_run_id"], name, who="demo")["version"]
+        )
+        decision = registry.promote(
+            name,
+            version,
+            policy,
+            target=CHALLENGER,
+            evaluation=trained["training_set_path"],
+            who="demo",
+        )
+    if decision.accepted:
+        registry.approve(name, version, who="demo", why="make demo: canary rollout")
+    return version
+
+
 def train_on_lake(settings: Settings, *, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and log a small model on the lake's records (no feature store needed).
 

@@ -116,6 +116,41 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody, "description": what[s]} for s in statuses}
 
 
+class JsonOnly:
+    """Answers 415 to a POST whose body is not JSON, before any parsing (pure ASGI: no
+    per-request task or body buffering, unlike ``@app.middleware``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            refusal = _refusal(dict(scope["headers"]))
+            if refusal is not None:
+                from starlette.responses import JSONResponse
+
+                await JSONResponse(status_code=415, content=refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _refusal(headers: dict[bytes, bytes]) -> dict[str, str] | None:
+    if b"inference-header-content-length" in headers:
+        return {
+            "error": "binary tensor data is not accepted (the server offers no protocol "
+            "extension): send the tensors as JSON (tritonclient: binary_data=False)",
+            "code": "SERVING_UNSUPPORTED_MEDIA_TYPE",
+        }
+    kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+    if kind and kind not in _JSON and not kind.endswith("+json"):
+        return {
+            "error": f"content type '{kind}' is not accepted: send JSON "
+            "('Content-Type: application/json')",
+            "code": "SERVING_UNSUPPORTED_MEDIA_TYPE",
+        }
+    return None
+
+
 def create_app(target: InferenceService | Router, max_rows: int | None = None) -> Any:
     """A FastAPI application serving ``target``: an in-process service, or a router
     (the Ray Serve ingress's, which splits traffic between stable and canary)."""
@@ -137,30 +172,7 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
     request_type = router.request_type
     response_type = router.response_type
 
-    @app.middleware("http")
-    async def _json_only(request: Request, call_next: Any) -> Any:
-        if request.method == "POST" and "inference-header-content-length" in request.headers:
-            return JSONResponse(
-                status_code=415,
-                content={
-                    "error": "binary tensor data is not accepted (the server offers no "
-                    "protocol extension): send the tensors as JSON (tritonclient: "
-                    "binary_data=False)",
-                    "code": "SERVING_UNSUPPORTED_MEDIA_TYPE",
-                },
-            )
-        if request.method == "POST":
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind and kind not in _JSON and not kind.endswith("+json"):
-                return JSONResponse(
-                    status_code=415,
-                    content={
-                        "error": f"content type '{kind}' is not accepted: send JSON "
-                        "('Content-Type: application/json')",
-                        "code": "SERVING_UNSUPPORTED_MEDIA_TYPE",
-                    },
-                )
-        return await call_next(request)
+    app.add_middleware(JsonOnly)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -293,6 +305,7 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Any:
+        await router.collect()
         out = router.metrics()
         if out is None:
             return Response(status_code=404, content=b"no metrics recorded by this server\n")

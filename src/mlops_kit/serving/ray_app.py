@@ -262,6 +262,9 @@ class ServeRouter(Router):
     def metrics(self) -> tuple[bytes, str] | None:
         return self.recorder.render()
 
+    async def collect(self) -> None:
+        await self.refresh()
+
     async def refresh(self) -> None:
         """Ask each side what it serves (its metadata and input drift) for /metrics."""
         for role, handle in self.handles.items():
@@ -303,16 +306,7 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> Any:
         from mlops_kit.serving.http import create_app
 
-        app = create_app(self.router)
-        router = self.router
-
-        @app.middleware("http")
-        async def _refresh(request: Any, call_next: Any) -> Any:
-            if request.url.path == "/metrics":
-                await router.refresh()
-            return await call_next(request)
-
-        return app
+        return create_app(self.router)
 
     def window(self, reset: bool = False) -> dict[str, Any]:
         """The analysis window so far, per role (and start a new one when ``reset``)."""
@@ -456,8 +450,10 @@ def deploy(
     canary_weight: float = 0.0,
     canary_fault_rate: float = 0.0,
     step: int = 0,
+    timeout_s: float = 600.0,
 ) -> str:
-    """Deploy (or update in place) the application; returns its base URL.
+    """Deploy (or update in place) the application and wait until it runs (at most
+    ``timeout_s``); returns its base URL.
 
     The application is deployed declaratively, from the Serve config of
     :func:`mlops_kit.serving.deploy.serve_config` (what ``serve deploy`` and a RayService
@@ -485,8 +481,35 @@ def deploy(
         step=step,
     )
     client: Any = _get_global_client()
-    client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
+    client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=False)
+    _wait_running(settings.serving.app_name, timeout_s)
     return f"http://{settings.serving.host}:{settings.serving.port}"
+
+
+def _wait_running(app_name: str, timeout_s: float) -> None:
+    """Until Serve reports the application RUNNING (replicas loaded, warmed up).
+
+    Raises:
+        ServingError: it failed to deploy (Serve's message), or is still not running
+            after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    state, message = "NOT_STARTED", ""
+    while time.monotonic() < deadline:
+        app = serve.status().applications.get(app_name)
+        if app is not None:
+            state = str(getattr(app.status, "value", app.status))
+            message = app.message or ""
+            if state == "RUNNING":
+                return
+            if state == "DEPLOY_FAILED":
+                raise ServingError(f"application {app_name} failed to deploy: {message}")
+        time.sleep(0.5)
+    raise ServingError(
+        f"application {app_name} is still {state} after {timeout_s:.0f} s"
+        + (f": {message}" if message else "")
+        + "; the replicas may still be loading on a busy machine (raise timeout_s)"
+    )
 
 
 def window(settings: Settings, reset: bool = False) -> dict[str, Any]:

@@ -133,6 +133,8 @@ class RolloutController:
         model: the registered model (default: the settings').
         lease_s: how long a tick's claim on the rollout lasts.
         clock: seconds since the epoch (tests pass their own).
+        policy: the promotion policy of the final step (default: the settings').
+        evaluation: its evaluation table or URI (default: the policy's or settings').
     """
 
     def __init__(
@@ -143,6 +145,8 @@ class RolloutController:
         model: str | None = None,
         lease_s: float = 60.0,
         clock: Any = time.time,
+        policy: Any = None,
+        evaluation: Any = None,
     ) -> None:
         from mlops_kit.registry.registry import ModelRegistry
 
@@ -152,6 +156,8 @@ class RolloutController:
         self.target = target or RayServeTarget(settings)
         self.lease_s = lease_s
         self.clock = clock
+        self.policy = policy
+        self.evaluation = evaluation
         self.me = f"{uuid.uuid4().hex[:8]}"
         self.uri = rollout_uri(settings, self.name)
 
@@ -285,14 +291,21 @@ class RolloutController:
         return self._promote(state)
 
     def _promote(self, state: RolloutState) -> RolloutState:
-        decision = self.registry.promote(
-            self.name,
-            state.canary,
-            target="champion",
-            expected_champion=state.stable,
-            who=f"rollout {state.id}",
-            why=f"canary passed {len(state.steps)} steps ({', '.join(map(str, state.steps))}%)",
-        )
+        from mlops_kit.errors import MlopsKitError
+
+        try:
+            decision = self.registry.promote(
+                self.name,
+                state.canary,
+                self.policy,
+                target="champion",
+                evaluation=self.evaluation,
+                expected_champion=state.stable,
+                who=f"rollout {state.id}",
+                why=f"canary passed the steps {', '.join(map(str, state.steps))}%",
+            )
+        except MlopsKitError as exc:
+            return self._roll_back(state, f"the registry could not promote it: {exc}")
         if not decision.accepted:
             return self._roll_back(
                 state, "the registry refused champion: " + "; ".join(decision.reasons())

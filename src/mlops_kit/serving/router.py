@@ -107,6 +107,9 @@ class Router:
         """Prometheus exposition text and its content type, or None when not recorded."""
         return None
 
+    async def collect(self) -> None:
+        """Gather what :meth:`metrics` reports from elsewhere (called before a scrape)."""
+
 
 class LocalRouter(Router):
     """Every request to one in-process :class:`InferenceService` (scored in a worker
