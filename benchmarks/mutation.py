@@ -28,6 +28,8 @@ from docsection import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "testing.md"
+RESULTS = REPO / "benchmarks" / "results" / "mutation.json"
+"""Every target's last result: a run of some targets keeps the others' rows."""
 START, END = "<!-- mutation:start -->", "<!-- mutation:end -->"
 
 TARGETS: dict[str, tuple[list[str], list[str]]] = {
@@ -41,7 +43,14 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "commit": (
         ["src/mlops_kit/etl/lake.py"],
-        ["tests/etl/test_etl.py", "tests/etl/test_crash_and_backends.py"],
+        # the crash points on local files: the S3 and PostgreSQL repeats test the same
+        # journal through other stores, minutes per mutant
+        [
+            "tests/etl/test_etl.py",
+            "tests/etl/test_crash_and_backends.py",
+            "-m",
+            "not aws and not postgres",
+        ],
     ),
     "pit": (["src/mlops_kit/features/pit.py"], ["tests/features/test_historical.py"]),
     "gates": (["src/mlops_kit/registry/gates.py"], ["tests/registry/test_gates.py"]),
@@ -143,15 +152,29 @@ def render(results: dict[str, dict]) -> str:
             f"{s.get('no_tests', 0)} | {'-' if sc is None else f'{sc:.0%}'} | {s['seconds']} |"
         )
     table = "\n".join(rows)
+    missing = [
+        f"`{name}` ({', '.join(m.removeprefix('src/mlops_kit/') for m in TARGETS[name][0])})"
+        for name in TARGETS
+        if name not in results
+    ]
+    todo = (
+        f"\nNot measured yet: {', '.join(missing)}. Their tests run whole ETL runs, Feast joins "
+        "or MLflow registries per mutant, hours on 2 cores, and a mutant that hangs only on a "
+        "loaded machine would count as a timeout: run them on a quiet one.\n"
+        if missing
+        else ""
+    )
+    notes = "".join(f"\n{name}: {s['note']}\n" for name, s in results.items() if s.get("note"))
     return f"""{START}
-Command: `python benchmarks/mutation.py {" ".join(sys.argv[1:])}` (mutmut, the target's tests
-per mutant). Score = (killed + timed out) / mutants reached by a test. Target: at least 80%
-per module.
+Command: `python benchmarks/mutation.py --only TARGET` (mutmut, the target's tests per
+mutant, on a quiet 2-core machine); each row is its target's last run, kept in
+`benchmarks/results/mutation.json`. Score = (killed + timed out) / mutants reached by a
+test. Target: at least 80% per module.
 
 | target | modules | mutants | killed | timed out | survived | no test | score | s |
 |---|---|---:|---:|---:|---:|---:|---:|---:|
 {table}
-{END}"""
+{notes}{todo}{END}"""
 
 
 def write_doc(section: str) -> None:
@@ -167,12 +190,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/mlops-kit-mutation"))
     parser.add_argument("--no-doc", action="store_true", help="print only")
     args = parser.parse_args()
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in args.only or TARGETS:
-        results[name] = run_target(name, args.work, args.max_children)
-        section = render(results)
-        if not args.no_doc:
-            write_doc(section)  # after each target, so a long run keeps what it measured
+        results[name] = run_target(name, args.work, args.max_children)  # a new run, no note
+        results = {k: results[k] for k in TARGETS if k in results}
+        if not args.no_doc:  # after each target, so a long run keeps what it measured
+            RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+            write_doc(render(results))
     print(render(results))
 
 
