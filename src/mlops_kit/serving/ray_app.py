@@ -21,6 +21,7 @@ CLI's ``mlops-kit serve up | status | down``, the rollout controller, tests).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -56,7 +57,9 @@ class ModelServer:
     no version follows the alias; the canary with none is idle: the ingress sends it
     nothing, and requests still on their way when it went idle are answered by the model
     it had (one never given a version answers 503).
-    ``fault_rate`` fails that share of requests with a 500, to rehearse a rollback.
+    ``fault_rate`` fails that share of requests with a 500, to rehearse a rollback: exactly
+    that share, spread evenly (request n fails when ``floor(n * rate)`` steps up), so any
+    window of the canary's requests holds its failures.
     """
 
     def __init__(self, settings: dict[str, Any], role: str, model: str | None, alias: str) -> None:
@@ -67,6 +70,7 @@ class ModelServer:
         self.service: Any = None
         self.replica = uuid.uuid4().hex[:12]
         self.fault_rate = 0.0
+        self._calls = 0
         self.drift: Any = None
         sv = self.settings.serving
         batcher: Any = self.predict_batch
@@ -95,7 +99,9 @@ class ModelServer:
         if self.service is None:
             reply = Reply(503, {"error": f"no version is deployed as {self.role}"}, None, self.role)
             return _envelope(reply)
-        if self.fault_rate and random.random() < self.fault_rate:
+        self._calls += 1
+        rate, n = self.fault_rate, self._calls
+        if rate and math.floor(n * rate) > math.floor((n - 1) * rate):
             body = {"error": "injected fault", "code": "SERVING_INJECTED_FAULT"}
             return _envelope(Reply(500, body, self.service.model.version, self.role))
         return None

@@ -9,7 +9,8 @@
 At each step the canary takes ``steps[i]`` percent of the traffic for ``watch_s`` seconds;
 then the window's figures of both sides go to :func:`~mlops_kit.serving.analysis.analyze`
 (error rate, p99 latency, prediction shift, with minimum sample counts). A window too quiet
-to judge is extended, up to ``max_extensions`` times. At 100% the stable answers nothing,
+to judge is extended (it goes on counting for another ``watch_s``), up to
+``max_extensions`` times. At 100% the stable answers nothing,
 so the canary is judged against the stable's last judged window. On success the canary is promoted
 to ``champion`` through the registry's own gates (compare-and-set on the stable version)
 and becomes the stable deployment; on a breach all traffic goes back to the stable, the
@@ -253,7 +254,7 @@ class RolloutController:
         from mlops_kit.serving.analysis import analyze
         from mlops_kit.serving.metrics import WindowSnapshot
 
-        window = self.target.window(reset=True)
+        window = self.target.window(reset=False)  # a quiet window goes on counting
         rollout = self.settings.serving.rollout
         stable = window["stable"]
         if stable.get("requests", 0) >= rollout.min_requests:
