@@ -3,6 +3,7 @@ materialized, a model trained, registered and promoted to champion."""
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,13 @@ POLICY = {
     "evaluation": {"label_column": "label"},
 }
 CONFIG = {"epochs": 2, "patience": None, "batch_size": 128, "model": {"hidden_sizes": [8]}}
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def make_served(root: Path, dataset: str, **overrides: Any) -> dict[str, Any]:

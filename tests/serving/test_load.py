@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from collections import Counter
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.serving.conftest import make_served
+from tests.serving.conftest import free_port, make_served
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +28,6 @@ DURATION_S = 30.0
 REQUEST_TIMEOUT_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ray = pytest.importorskip("ray")
@@ -43,7 +36,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from mlops_kit.serving.ray_app import deploy
 
     served = make_served(
-        tmp_path_factory.mktemp("load"), "iot_readings", serving={"port": _free_port()}
+        tmp_path_factory.mktemp("load"), "iot_readings", serving={"port": free_port()}
     )
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:

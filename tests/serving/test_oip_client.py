@@ -5,7 +5,6 @@ refusal reaching the client as an ``InferenceServerException`` with its status a
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,15 +16,9 @@ import pytest
 from mlops_kit.data.spec import spec_of
 from mlops_kit.etl import features_table, read_table
 from mlops_kit.etl.layout import TIMESTAMP
-from tests.serving.conftest import make_served
+from tests.serving.conftest import free_port, make_served
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     served = make_served(tmp_path_factory.mktemp("oip"), "iot_readings")
     service = InferenceService(served["settings"], online=served["online"])
     service.warm_up()
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         create_app(service), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )

@@ -7,22 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.serving.conftest import POLICY, make_served, register_challenger
+from tests.serving.conftest import POLICY, free_port, make_served, register_challenger
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +24,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     from ray import serve
 
     served = make_served(
-        tmp_path_factory.mktemp("ray-serve"), "iot_readings", serving={"port": _free_port()}
+        tmp_path_factory.mktemp("ray-serve"), "iot_readings", serving={"port": free_port()}
     )
     served["v2"] = register_challenger(served)
     served["v1"] = "1"
@@ -85,35 +78,11 @@ def test_the_stable_answers_over_http_and_names_its_version(cluster) -> None:
     assert status(s)["served"] == {"stable": cluster["v1"], "canary": None}
 
 
-class _Client:
-    """Clients sending requests in a loop, each on its thread; every answer kept (status,
-    version) in the order they came."""
+def _traffic(s: Any) -> Any:
+    """Three clients sending requests in a loop; ``.answers`` in the order they came."""
+    from mlops_kit.demo.rollout import Traffic
 
-    def __init__(self, s: Any, ids: list[str], clients: int = 3) -> None:
-        self.s, self.ids = s, ids
-        self.answers: list[tuple[int, str | None]] = []
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._loop, args=(c,), daemon=True) for c in range(clients)
-        ]
-
-    def _loop(self, offset: int) -> None:
-        with _client(self.s) as http:
-            i = offset
-            while not self._stop.is_set():
-                got = http.post("/predict", json={"device_id": self.ids[i % len(self.ids)]})
-                self.answers.append((got.status_code, got.headers.get("x-model-version")))
-                i += 1
-
-    def __enter__(self) -> _Client:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
+    return Traffic(f"http://127.0.0.1:{s.serving.port}", "device_id", _ids(s), clients=3)
 
 
 def _controller(cluster: Any, **rollout: Any) -> Any:
@@ -150,7 +119,7 @@ def test_the_canary_takes_its_share_and_a_version_moves_in_place(cluster) -> Non
     before = serve.get_app_handle(s.serving.app_name)
     stable = serve.get_deployment_handle("stable", s.serving.app_name)
     replica = stable.describe.remote().result()["replica"]
-    with _Client(s, _ids(s)) as client:
+    with _traffic(s) as client:
         deploy(s, stable_version=v2)
         deadline_answers = len(client.answers) + 50
         while len(client.answers) < deadline_answers:
@@ -203,7 +172,7 @@ def test_a_faulty_canary_is_rolled_back_within_its_first_window(cluster) -> None
     s, v1, v2 = cluster["settings"], cluster["v1"], cluster["v2"]
     deploy(s, stable_version=v1)
     controller = _controller(cluster, watch_s=3.0, min_requests=10, max_extensions=3)
-    with _Client(s, _ids(s)) as client:
+    with _traffic(s) as client:
         controller.start(v2, fault_rate=0.2, who="test", why="rehearse a rollback")
         state = controller.run(poll_s=0.2)
     assert state.status == "rolled_back", state
@@ -246,7 +215,7 @@ def test_the_cli_rolls_out_and_back_and_reports(cluster) -> None:
 
     s, v1, v2 = cluster["settings"], cluster["v1"], cluster["v2"]
     deploy(s, stable_version=v1)
-    with _Client(s, _ids(s)):
+    with _traffic(s):
         run = _cli(
             s, "serve", "rollout", v2, "--fault-rate", "0.3", "--watch-s", "3",
             "--min-requests", "10", "--who", "cli-test",
@@ -275,7 +244,7 @@ def test_the_serve_rollout_component_step_reports_the_outcome(cluster, tmp_path)
     overrides["serving"]["rollout"].update(watch_s=3.0, min_requests=10, max_extensions=3)
     report = LocalArtifact(str(tmp_path / "report"))
     status = tmp_path / "outputs" / "status"
-    with _Client(s, _ids(s)):
+    with _traffic(s):
         state = serve_rollout_step(
             report, str(status), v2, fault_rate=0.3, who="kfp", settings_json=json.dumps(overrides)
         )
@@ -313,7 +282,7 @@ def test_a_healthy_canary_goes_to_100_percent_and_one_controller_drives_it(clust
         max_p99_ratio=100.0,
         p99_slack_ms=1000.0,
     )
-    with _Client(s, _ids(s)) as client:
+    with _traffic(s) as client:
         first.start(v2, who="test", why="roll out")
         with pytest.raises(RolloutBusyError, match="driven by controller"):
             RolloutController(s).tick()

@@ -15,7 +15,7 @@ from mlops_kit.config import load_settings
 from mlops_kit.data.spec import bundled_specs, spec_of
 from mlops_kit.etl import features_table, read_table
 from mlops_kit.etl.layout import TIMESTAMP
-from tests.serving.conftest import CONFIG, make_served
+from tests.serving.conftest import CONFIG, free_port, make_served
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +148,6 @@ def test_mlops_kit_serve_answers_over_http(served, tmp_path: Path) -> None:
     """``mlops-kit serve local`` in its own process: ready, then a prediction over real HTTP."""
     import json
     import os
-    import socket
     import subprocess
     import sys
     import time
@@ -157,9 +156,7 @@ def test_mlops_kit_serve_answers_over_http(served, tmp_path: Path) -> None:
     s = served["settings"]
     config = tmp_path / "mlops_kit.yaml"
     config.write_text(yaml.safe_dump({"home": str(s.home), "dataset": s.dataset}))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_KIT_")}
     env["MLOPS_KIT_CONFIG"] = str(config)
     proc = subprocess.Popen(

@@ -31,12 +31,12 @@ milliseconds); the other thresholds are the settings' defaults."""
 
 class Traffic:
     """Clients sending requests in a loop, each on a thread (entity ids only: features
-    from the online store), every answer's status and version counted."""
+    from the online store); every answer's status and version kept, in the order they
+    came."""
 
     def __init__(self, base_url: str, key: str, ids: list[str], clients: int = 4) -> None:
         self.base_url, self.key, self.ids = base_url, key, ids
-        self.answers: Counter[tuple[int, str]] = Counter()
-        self._lock = threading.Lock()
+        self.answers: list[tuple[int, str | None]] = []
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, args=(c,), name="demo-traffic", daemon=True)
@@ -50,8 +50,7 @@ class Traffic:
             i = offset
             while not self._stop.is_set():
                 got = http.post("/predict", json={self.key: self.ids[i % len(self.ids)]})
-                with self._lock:
-                    self.answers[(got.status_code, got.headers.get("x-model-version", "?"))] += 1
+                self.answers.append((got.status_code, got.headers.get("x-model-version")))
                 i += 1
 
     def __enter__(self) -> Traffic:
@@ -65,14 +64,11 @@ class Traffic:
             thread.join(timeout=60)
 
     def summary(self) -> dict[str, Any]:
-        failed = sum(n for (code, _), n in self.answers.items() if code >= 500)
-        by_version: Counter[str] = Counter()
-        for (_, version), n in self.answers.items():
-            by_version[version] += n
+        answers = list(self.answers)
         return {
-            "requests": sum(self.answers.values()),
-            "failed": failed,
-            "by_version": dict(by_version),
+            "requests": len(answers),
+            "failed": sum(1 for code, _ in answers if code >= 500),
+            "by_version": dict(Counter(version or "?" for _, version in answers)),
         }
 
 
