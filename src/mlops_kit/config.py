@@ -226,6 +226,19 @@ class FeaturesSettings(_Section):
             "keep them with null features, or drop them. Both are counted in the manifest."
         ),
     )
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description=(
+            "Feast compute engine for materialization and training sets: local (in this "
+            "process) or ray (Feast's Ray engine, on the cluster the 'ray' section names)."
+        ),
+    )
+    online_write_batch: int = Field(
+        25,
+        ge=1,
+        le=25,
+        description="Items per DynamoDB BatchWriteItem (25 at most); throttled items are retried.",
+    )
     fast_online: bool = Field(
         True,
         description=(
@@ -363,6 +376,48 @@ class ServingSettings(_Section):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
 
+class RaySettings(_Section):
+    """Where the ``ray`` backends run (see docs/scale-out.md): a local Ray cluster on this
+    machine, an existing cluster by address, or a KubeRay ``RayJob`` on EKS."""
+
+    address: str | None = Field(
+        None,
+        description=(
+            "An existing cluster ('auto', 'ray://<head>:10001', or '<head>:6379'); unset "
+            "starts a local cluster with num_cpus."
+        ),
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of a local cluster (default: the machine's cores)."
+    )
+    workers: int = Field(
+        2, ge=1, description="Parallel tasks of each stage (ETL partitions, materialization)."
+    )
+    namespace: str = Field("data-pipeline", description="Kubernetes namespace of RayJobs.")
+    worker_replicas: int = Field(2, ge=1, description="Worker pods of a RayJob's cluster.")
+    worker_cpu: str = Field("4", description="CPU request and limit of each RayJob worker.")
+    worker_memory: str = Field("16Gi", description="Memory of each RayJob worker.")
+    head_cpu: str = Field("2", description="CPU of a RayJob's head pod.")
+    head_memory: str = Field("8Gi", description="Memory of a RayJob's head pod.")
+
+
+class EtlSettings(_Section):
+    """How the ETL runs: in this process, or on Ray (same rules, accounting and commit)."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description=(
+            "local: one process (the default); ray: extract, quality and transform as Ray "
+            "tasks, partitioned by entity (see the 'ray' section)."
+        ),
+    )
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Entity partitions of a ray run (default: 2 x ray.workers).",
+    )
+
+
 class ClusterSettings(_Section):
     """The EKS cluster and its workload identities."""
 
@@ -413,6 +468,8 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    etl: EtlSettings = Field(default_factory=EtlSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     images: ImagesSettings = Field(default_factory=ImagesSettings)
 
