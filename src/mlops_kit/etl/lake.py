@@ -135,9 +135,13 @@ class Commit:
     deletes: list[str] = field(default_factory=list)
     warehouse: dict[str, Any] | None = None
 
-    def stage(self, final_uri: str, table: pa.Table, **parquet_options: Any) -> str:
-        """Write ``table`` as Parquet to staging; the commit moves it to ``final_uri``."""
-        rel = str(len(self.moves)).zfill(6) + "-" + os.path.basename(final_uri)
+    def stage(
+        self, final_uri: str, table: pa.Table, prefix: str = "", **parquet_options: Any
+    ) -> str:
+        """Write ``table`` as Parquet to staging; the commit moves it to ``final_uri``.
+
+        ``prefix`` keeps the staged names of several writers of one run apart."""
+        rel = prefix + str(len(self.moves)).zfill(6) + "-" + os.path.basename(final_uri)
         staged = storage.join(self.layout.staging(self.run_id), rel)
         storage.write_parquet(staged, table, **parquet_options)
         self.moves.append((staged, final_uri))

@@ -9,9 +9,10 @@ next run completes the work.
 from __future__ import annotations
 
 import hashlib
-import json
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -22,37 +23,52 @@ import pyarrow.compute as pc
 from mlops_kit import storage
 from mlops_kit._faults import maybe_fail
 from mlops_kit.config import Settings
-from mlops_kit.data.spec import spec_of
 from mlops_kit.etl import lake
 from mlops_kit.etl.devices import read_device_registry
 from mlops_kit.etl.errors import DataQualityError, EtlError
-from mlops_kit.etl.extract import QUARANTINE_SCHEMA, ReadOptions, extract, record_texts
-from mlops_kit.etl.layout import TIMESTAMP, RecordLayout, layout_for
+from mlops_kit.etl.extract import extract
+from mlops_kit.etl.layout import TIMESTAMP
 from mlops_kit.etl.quality import RuleSet, check, default_rules
 from mlops_kit.etl.report import build_report, render_html
 from mlops_kit.etl.transform import aggregate, normalise, to_readings
-from mlops_kit.etl.warehouse import open_warehouse
+from mlops_kit.etl.zones import (
+    QUARANTINE,
+    QUARANTINED_OBJECTS,
+    READINGS,
+    by_date,
+    check_spec_evolution,
+    dates_of,
+    features_table,
+    layout_of,
+    loader,
+    quarantine_rows,
+    read_options,
+    read_table,
+    record_layout_of,
+    redact,
+    warehouse_of,
+    warehouse_table,
+)
 from mlops_kit.ingest.raw_zone import list_raw
 
-READINGS = "readings"
-QUARANTINE = "quarantine"
-QUARANTINED_OBJECTS = "quarantined_objects"
-
-
-def record_layout_of(settings: Settings) -> RecordLayout:
-    """The layout of the settings' dataset spec (see :mod:`mlops_kit.etl.layout`)."""
-    return layout_for(spec_of(settings))
-
-
-def features_table(settings: Settings) -> str:
-    """The processed table of feature rows: the spec's ``table``."""
-    return spec_of(settings).feature_table
-
-
-def warehouse_table(settings: Settings) -> str:
-    """The warehouse table the feature rows load into (``warehouse.table``, by default
-    the spec's feature table)."""
-    return settings.warehouse.table or features_table(settings)
+__all__ = [
+    "QUARANTINE",
+    "QUARANTINED_OBJECTS",
+    "READINGS",
+    "Batch",
+    "EtlResult",
+    "extract_transform",
+    "features_table",
+    "layout_of",
+    "load",
+    "quality_check",
+    "read_options",
+    "read_table",
+    "record_layout_of",
+    "run_etl",
+    "warehouse_of",
+    "warehouse_table",
+]
 
 
 @dataclass
@@ -87,66 +103,6 @@ class EtlResult:
         return asdict(self)
 
 
-def layout_of(settings: Settings) -> lake.Layout:
-    s = settings.storage
-    return lake.Layout(
-        processed_uri=s.processed_uri,  # type: ignore[arg-type]
-        quarantine_uri=s.quarantine_uri,  # type: ignore[arg-type]
-        reports_uri=s.reports_uri,  # type: ignore[arg-type]
-        state_uri=s.state_uri,  # type: ignore[arg-type]
-    )
-
-
-def read_table(settings: Settings, table: str, dates: set[date] | None = None) -> pa.Table:
-    """The committed rows of a processed table (optionally only some date partitions)."""
-    layout = layout_of(settings)
-    files = lake.live_files(layout, table)
-    if dates is not None:
-        wanted = {f"date={d.isoformat()}" for d in dates}
-        files = [f for f in files if any(part in wanted for part in f.split("/"))]
-    records = record_layout_of(settings)
-    schema = {
-        READINGS: records.reading_schema,
-        features_table(settings): records.features_schema,
-    }.get(table)
-    if not files:
-        if schema is None:
-            return QUARANTINE_SCHEMA.empty_table()
-        return schema.empty_table()
-    table = storage.read_parquet(files)
-    return _conform(table, schema) if schema is not None else table
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` in ``schema``: columns in its order and types; a column that files
-    written before the spec gained it lack comes back as nulls."""
-    if table.schema.equals(schema):
-        return table
-    cols = [
-        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(cols, schema=schema)
-
-
-def _dates(ts: pa.ChunkedArray | pa.Array) -> set[date]:
-    if len(ts) == 0:
-        return set()
-    days = pc.unique(pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")))
-    return {d.date() for d in days.to_pylist()}
-
-
-def _by_date(table: pa.Table, column: str) -> dict[date, pa.Table]:
-    day = pc.floor_temporal(table[column], unit="day")
-    out = {}
-    for d in _dates(table[column]):
-        mask = pc.equal(
-            day, pa.scalar(datetime(d.year, d.month, d.day, tzinfo=timezone.utc), day.type)
-        )
-        out[d] = table.filter(mask)
-    return out
-
-
 def _run_id(inputs: list[str], now: datetime, seq: int) -> str:
     """Deterministic for the same inputs at the same point of the lake's history (a
     released object read again later gets a new id)."""
@@ -155,34 +111,16 @@ def _run_id(inputs: list[str], now: datetime, seq: int) -> str:
     return f"{now:%Y%m%dT%H%M%S}Z-{digest}"
 
 
-def _loader(settings: Settings) -> Callable[[dict[str, Any]], None]:
-    def load(spec: dict[str, Any]) -> None:
-        records = record_layout_of(settings)
-        rows = (
-            storage.read_parquet(spec["files"])
-            if spec["files"]
-            else records.features_schema.empty_table()
-        )
-        wh = warehouse_of(settings)
-        wh.load(spec["table"], rows, records.feature_key, spec["run_id"])
-
-    return load
-
-
-def warehouse_of(settings: Settings) -> Any:
-    """The warehouse the settings select (its password from ``warehouse.secret_arn``)."""
-    return open_warehouse(settings.warehouse.url or "", _warehouse_password(settings))
-
-
-def _warehouse_password(settings: Settings) -> str | None:
-    arn = settings.warehouse.secret_arn
-    if not arn:
-        return None
-    secret = settings.aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+@contextmanager
+def timed(timings: dict[str, dict[str, Any]], stage: str) -> Iterator[None]:
+    """Add the wall and CPU seconds (this process's) of the block to ``timings[stage]``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
-        return str(json.loads(secret)["password"])
-    except (ValueError, KeyError):
-        return str(secret)
+        yield
+    finally:
+        entry = timings.setdefault(stage, {"wall_s": 0.0, "cpu_s": 0.0})
+        entry["wall_s"] = round(entry["wall_s"] + time.perf_counter() - wall, 4)
+        entry["cpu_s"] = round(entry["cpu_s"] + time.process_time() - cpu, 4)
 
 
 @dataclass
@@ -201,6 +139,10 @@ class Batch:
     report: dict[str, Any] = field(default_factory=dict)
     objects: list[dict[str, Any]] = field(default_factory=list)
     """One entry per input: records, and ``reason``/``detail`` when quarantined whole."""
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per stage: ``wall_s`` and ``cpu_s`` (see :func:`timed`)."""
+    loaded: int | None = None
+    """Rows loaded when ``rows`` does not hold them (a backend that staged them itself)."""
 
     @property
     def quarantined_objects(self) -> list[dict[str, Any]]:
@@ -216,7 +158,9 @@ class Batch:
         whole = Counter(o["reason"] for o in self.quarantined_objects)
         return {
             "rows_in": self.rows_in,
-            "loaded": self.rows.num_rows if self.checked else 0,
+            "loaded": (self.rows.num_rows if self.loaded is None else self.loaded)
+            if self.checked
+            else 0,
             "quarantined": self.quarantine.num_rows,
             "duplicates_dropped": self.duplicates_dropped,
             "quarantined_by_reason": dict(sorted(reasons.items())),
@@ -238,6 +182,7 @@ class Batch:
             "checked": self.checked,
             "report": self.report,
             "objects": self.objects,
+            "timings": self.timings,
         }
         storage.write_json(storage.join(uri, "batch.json"), meta)
 
@@ -255,6 +200,7 @@ class Batch:
             checked=meta["checked"],
             report=meta["report"],
             objects=meta.get("objects", []),
+            timings=meta.get("timings", {}),
         )
 
 
@@ -269,63 +215,42 @@ def extract_transform(
     First completes any commit a crashed run left journaled. Returns None when there is
     nothing new to process.
     """
-    storage.configure_from_settings(settings)
     now = now or datetime.now(timezone.utc)
-    layout = layout_of(settings)
-    lake.recover(layout, _loader(settings))
-    check_spec_evolution(settings)
-    done = lake.processed_inputs(layout)
-    pending = [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
+    pending = pending_inputs(settings, source)
     if not pending:
         return None
-    base, per_object = read_options(settings)
-    extracted = extract(pending, base, per_object)
+    layout = layout_of(settings)
+    timings: dict[str, dict[str, float]] = {}
+    with timed(timings, "extract"):
+        base, per_object = read_options(settings)
+        extracted = extract(pending, base, per_object)
+        rows = normalise(extracted.rows, base.layout)
     return Batch(
-        run_id=_run_id(pending, now, len(lake.manifests(layout))),
+        run_id=run_id_for(layout, pending, now),
         now=now,
         inputs=pending,
         rows_in=extracted.records_in,
-        rows=normalise(extracted.rows, base.layout),
+        rows=rows,
         quarantine=extracted.rejected_table(),
         objects=[o.to_dict() for o in extracted.objects],
+        timings=timings,
     )
 
 
-def check_spec_evolution(settings: Settings) -> None:
-    """Refuse a spec that cannot replace the one the lake was last written with.
-
-    Raises:
-        DatasetSpecError: another dataset, an older version, or a same-version change
-            that is not an addition, each problem naming the field and the fix.
-    """
-    from mlops_kit.data.spec import DatasetSpec, DatasetSpecError
-    from mlops_kit.data.spec_checks import evolution_problems
-
-    last = next(
-        (m for m in reversed(lake.manifests(layout_of(settings))) if m.get("dataset_spec")),
-        None,
-    )
-    if last is None:
-        return
-    old = DatasetSpec.model_validate(last["dataset_spec"])
-    new = spec_of(settings)
-    problems = evolution_problems(old, new)
-    if problems:
-        raise DatasetSpecError(
-            f"{new.name} v{new.version} over the lake written by run {last['run_id']} "
-            f"({old.name} v{old.version})",
-            problems,
-        )
+def pending_inputs(settings: Settings, source: str | None = None) -> list[str]:
+    """Raw objects not yet consumed by a committed run, after completing any commit a
+    crashed run left journaled and refusing a spec that cannot replace the lake's."""
+    storage.configure_from_settings(settings)
+    layout = layout_of(settings)
+    lake.recover(layout, loader(settings))
+    check_spec_evolution(settings)
+    done = lake.processed_inputs(layout)
+    return [u for u in list_raw(settings.storage.raw_uri or "", source) if u not in done]
 
 
-def read_options(settings: Settings) -> tuple[ReadOptions, dict[str, ReadOptions]]:
-    """How raw objects are read: from ``settings.parse``, and per released object."""
-    base = ReadOptions.from_settings(settings)
-    per_object = {
-        uri: base.with_encoding(rel.get("encoding"))
-        for uri, rel in lake.releases(layout_of(settings)).items()
-    }
-    return base, per_object
+def run_id_for(layout: lake.Layout, inputs: list[str], now: datetime) -> str:
+    """The id of a run over ``inputs`` at this point of the lake's history."""
+    return _run_id(inputs, now, len(lake.manifests(layout)))
 
 
 def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None) -> Batch:
@@ -338,8 +263,38 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
     """
     storage.configure_from_settings(settings)
     records = record_layout_of(settings)
+    rules = rules_of(settings, rules)
+    timings = dict(batch.timings)
+    with timed(timings, "quality"):
+        typed = batch.rows
+        new_dates = dates_of(typed[records.time].drop_null()) if typed.num_rows else set()
+        existing = read_table(settings, READINGS, new_dates) if new_dates else None
+        references = references_of(settings, rules)
+        result = check(typed, rules, now=batch.now, references=references, existing_keys=existing)
+        checked = Batch(
+            run_id=batch.run_id,
+            now=batch.now,
+            inputs=batch.inputs,
+            rows_in=batch.rows_in,
+            rows=to_readings(result.valid, records),
+            quarantine=pa.concat_tables(
+                [batch.quarantine, quarantine_rows(settings, result.quarantined)]
+            ),
+            duplicates_dropped=result.duplicates_dropped,
+            checked=True,
+            objects=batch.objects,
+            timings=timings,
+        )
+    gate(settings, checked)
+    return checked
+
+
+def rules_of(settings: Settings, rules: RuleSet | None = None) -> RuleSet:
+    """``rules``, or the spec's default rules with the thresholds of ``settings.quality``,
+    keyed by the spec's unique key."""
+    records = record_layout_of(settings)
     q = settings.quality
-    rules = (
+    return (
         rules
         or default_rules(
             records.spec,
@@ -347,25 +302,18 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
             q.max_age_days if "max_age_days" in q.model_fields_set else None,
         )
     ).keyed(records.spec)
-    typed = batch.rows
-    new_dates = _dates(typed[records.time].drop_null()) if typed.num_rows else set()
-    existing = read_table(settings, READINGS, new_dates) if new_dates else None
+
+
+def references_of(settings: Settings, rules: RuleSet) -> dict[str, Any]:
+    """The reference tables the rules need (the device registry for referential rules)."""
     needs_devices = any(getattr(r, "kind", "") == "referential" for r in rules.rules)
-    references = {"devices": read_device_registry(settings)} if needs_devices else {}
-    result = check(typed, rules, now=batch.now, references=references, existing_keys=existing)
-    checked = Batch(
-        run_id=batch.run_id,
-        now=batch.now,
-        inputs=batch.inputs,
-        rows_in=batch.rows_in,
-        rows=to_readings(result.valid, records),
-        quarantine=pa.concat_tables(
-            [batch.quarantine, _quarantine_rows(settings, result.quarantined)]
-        ),
-        duplicates_dropped=result.duplicates_dropped,
-        checked=True,
-        objects=batch.objects,
-    )
+    return {"devices": read_device_registry(settings)} if needs_devices else {}
+
+
+def gate(settings: Settings, checked: Batch) -> None:
+    """Check the accounting balances, write the quality report, and stop above the
+    quarantine threshold (see :func:`quality_check`)."""
+    batch = checked
     acc = checked.accounting
     if acc["rows_in"] != acc["loaded"] + acc["quarantined"] + acc["duplicates_dropped"]:
         raise EtlError(f"internal accounting mismatch in run {batch.run_id}: {acc}")
@@ -401,7 +349,6 @@ def quality_check(settings: Settings, batch: Batch, rules: RuleSet | None = None
             report_uri=json_uri,
             accounting=acc,
         )
-    return checked
 
 
 def load(settings: Settings, batch: Batch) -> EtlResult:
@@ -410,34 +357,77 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         raise EtlError("load takes a batch that went through quality_check first")
     storage.configure_from_settings(settings)
     layout = layout_of(settings)
-    run_id, now, readings, quarantine = batch.run_id, batch.now, batch.rows, batch.quarantine
+    run_id, readings = batch.run_id, batch.rows
     if any(m["run_id"] == run_id for m in lake.manifests(layout)):
         raise EtlError(f"run {run_id} is already committed; nothing to load")
+    timings = batch.timings
     commit = lake.Commit(layout, run_id)
     records = record_layout_of(settings)
-    features = records.spec.feature_table
-    feature_tables = _features(settings, readings, now)
+    with timed(timings, "transform"):
+        around, affected = feature_days(settings, dates_of(readings[records.time]))
+        feature_tables = features_for(settings, readings, batch.now, around, affected)
+    started = (time.perf_counter(), time.process_time())
+    staged = StagedRows()
+    for d, part in sorted(by_date(readings, records.time).items()):
+        final = processed_part(layout, READINGS, d, run_id)
+        commit.stage(final, part, **records.parquet_options)
+        staged.readings.append(final)
+    for d, part in sorted(feature_tables.items()):
+        final = processed_part(layout, records.spec.feature_table, d, run_id)
+        commit.stage(final, part)
+        staged.features[d.isoformat()] = [final]
+        staged.feature_rows += part.num_rows
+    execution = {"backend": "local", "workers": 1}
+    return finish(settings, batch, commit, staged, execution, ("load", *started))
+
+
+@dataclass
+class StagedRows:
+    """The processed files a backend staged for one run."""
+
+    readings: list[str] = field(default_factory=list)
+    features: dict[str, list[str]] = field(default_factory=dict)
+    """Feature files by the day (ISO date) they replace."""
+    feature_rows: int = 0
+
+
+def processed_part(layout: lake.Layout, table: str, d: date, run_id: str, part: str = "") -> str:
+    """The final path of one file of a run's output in a processed table's day."""
+    name = f"part-{run_id}{'-' + part if part else ''}.parquet"
+    return storage.join(layout.processed_uri, table, f"date={d}", name)
+
+
+def finish(
+    settings: Settings,
+    batch: Batch,
+    commit: lake.Commit,
+    staged: StagedRows,
+    execution: dict[str, Any],
+    stage: tuple[str, float, float],
+) -> EtlResult:
+    """Stage the quarantine, then commit the run with its manifest (the commit point).
+
+    ``staged`` holds the processed files the backend staged in ``commit``; the feature
+    days it rewrites replace their live files. ``stage`` names the last stage and when it
+    began (``time.perf_counter()``, ``time.process_time()``): it is timed up to the
+    journal, the last moment the manifest can record.
+    """
+    layout = layout_of(settings)
+    run_id, now, quarantine = batch.run_id, batch.now, batch.quarantine
+    features = record_layout_of(settings).spec.feature_table
     outputs: dict[str, dict[str, list[str]]] = {
-        READINGS: {"added": [], "removed": []},
+        READINGS: {"added": list(staged.readings), "removed": []},
         features: {"added": [], "removed": []},
         QUARANTINE: {"added": [], "removed": []},
     }
-    for d, part in sorted(_by_date(readings, records.time).items()):
-        final = storage.join(layout.processed_uri, READINGS, f"date={d}", f"part-{run_id}.parquet")
-        commit.stage(final, part, **records.parquet_options)
-        outputs[READINGS]["added"].append(final)
     live_features = lake.live_files(layout, features)
     feature_files = []
-    n_features = 0
-    for d, part in sorted(feature_tables.items()):
-        final = storage.join(layout.processed_uri, features, f"date={d}", f"part-{run_id}.parquet")
-        commit.stage(final, part)
-        replaced = [f for f in live_features if f"/date={d}/" in f.replace("\\", "/")]
+    for day, files in sorted(staged.features.items()):
+        replaced = [f for f in live_features if f"/date={day}/" in f.replace("\\", "/")]
         commit.replace(replaced)
-        outputs[features]["added"].append(final)
+        outputs[features]["added"].extend(files)
         outputs[features]["removed"].extend(replaced)
-        feature_files.append(final)
-        n_features += part.num_rows
+        feature_files.extend(files)
     if quarantine.num_rows:
         final = storage.join(layout.quarantine_uri, f"date={now.date()}", f"part-{run_id}.parquet")
         commit.stage(final, quarantine)
@@ -451,6 +441,12 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         outputs.setdefault(QUARANTINED_OBJECTS, {"added": [], "removed": []})["added"].append(final)
         objects_quarantined.append({**obj, "quarantine_uri": final})
     maybe_fail("etl.after_stage")
+    name, wall, cpu = stage
+    batch.timings[name] = {
+        **batch.timings.get(name, {}),
+        "wall_s": round(time.perf_counter() - wall, 4),
+        "cpu_s": round(time.process_time() - cpu, 4),
+    }
 
     accounting = batch.accounting
     table = warehouse_table(settings)
@@ -462,15 +458,16 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         "inputs": batch.inputs,
         "accounting": accounting,
         "outputs": outputs,
-        "feature_rows": n_features,
+        "feature_rows": staged.feature_rows,
         "objects_quarantined": objects_quarantined,
         "notes": batch.notes,
         "report": batch.report,
-        "warehouse": {"url": _redact(settings.warehouse.url), "table": table},
-        "dataset": records.spec.lineage(),
-        "dataset_spec": records.spec.model_dump(mode="json"),
+        "warehouse": {"url": redact(settings.warehouse.url), "table": table},
+        "execution": {**execution, "stages": batch.timings},
+        "dataset": record_layout_of(settings).spec.lineage(),
+        "dataset_spec": record_layout_of(settings).spec.model_dump(mode="json"),
     }
-    commit.commit(manifest, _loader(settings))
+    commit.commit(manifest, loader(settings))
     return EtlResult(
         run_id=run_id,
         status="committed",
@@ -483,8 +480,8 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         objects_in=accounting["objects_in"],
         objects_quarantined=objects_quarantined,
         notes=batch.notes,
-        feature_rows=n_features,
-        warehouse_rows_upserted=n_features,
+        feature_rows=staged.feature_rows,
+        warehouse_rows_upserted=staged.feature_rows,
         report_json_uri=batch.report.get("json"),
         report_html_uri=batch.report.get("html"),
         manifest_uri=lake._manifest_uri(layout, manifest),
@@ -497,8 +494,12 @@ def run_etl(
     now: datetime | None = None,
     rules: RuleSet | None = None,
     source: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> EtlResult:
     """Extract, transform, check and load every raw object not yet consumed.
+
+    Runs where ``settings.etl.backend`` says: in this process (``local``) or as Ray tasks
+    (``ray``, see :mod:`mlops_kit.etl.ray_backend`); both commit the same rows.
 
     Args:
         settings: where the zones and the warehouse are.
@@ -506,86 +507,80 @@ def run_etl(
         rules: the quality rules (default: :func:`~mlops_kit.etl.quality.default_rules`
             with the thresholds from ``settings.quality``).
         source: only consume raw objects of this source.
+        progress: called as ``progress(stage, done, total)`` as each stage advances.
 
     Raises:
         DataQualityError: see :func:`quality_check`.
     """
+    if settings.etl.backend == "ray":
+        from mlops_kit.etl.ray_backend import run_etl_ray
+
+        return run_etl_ray(settings, now=now, rules=rules, source=source, progress=progress)
+
+    def step(stage: str, done: int) -> None:
+        if progress:
+            progress(stage, done, 1)
+
+    step("extract", 0)
     batch = extract_transform(settings, now=now, source=source)
     if batch is None:
         return EtlResult(run_id="", status="noop")
-    return load(settings, quality_check(settings, batch, rules))
+    step("extract", 1)
+    step("quality", 0)
+    checked = quality_check(settings, batch, rules)
+    step("quality", 1)
+    step("load", 0)
+    result = load(settings, checked)
+    step("load", 1)
+    return result
 
 
-def _quarantine_rows(settings: Settings, rejected: pa.Table) -> pa.Table:
-    """Quality rejects in the quarantine schema, each with its record as received.
-
-    The record's exact text is read back from its raw object by its position (for
-    Parquet, which has no text form, the row's original values as JSON).
-    """
-    if rejected.num_rows == 0:
-        return QUARANTINE_SCHEMA.empty_table()
-    lineage = [c for c in ("_source", "_line", "_record") if c in rejected.column_names]
-    payload = rejected.drop_columns(["reason", "field", "detail", *lineage])
-    sources = rejected["_source"].to_pylist()
-    ordinals = (
-        rejected["_record"].to_pylist()
-        if "_record" in rejected.column_names
-        else [None] * rejected.num_rows
-    )
-    wanted: dict[str, set[int]] = {}
-    for src, ordinal in zip(sources, ordinals, strict=True):
-        if src and ordinal is not None:
-            wanted.setdefault(src, set()).add(ordinal)
-    base, per_object = read_options(settings)
-    texts = {
-        src: record_texts(src, ords, per_object.get(src, base)) for src, ords in wanted.items()
-    }
-    records = []
-    for src, ordinal, row in zip(sources, ordinals, payload.to_pylist(), strict=True):
-        text = texts.get(src, {}).get(ordinal) if ordinal is not None else None
-        records.append(text if text is not None else json.dumps(row, default=str))
-    return pa.table(
-        {
-            "reason": rejected["reason"],
-            "field": rejected["field"],
-            "detail": rejected["detail"],
-            "record": pa.array(records, pa.string()),
-            "_source": rejected["_source"].cast(pa.string()),
-            "_line": rejected["_line"],
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-
-
-def _features(settings: Settings, new: pa.Table, now: datetime) -> dict[date, pa.Table]:
-    """Recomputed feature partitions for every day the new records affect.
+def feature_days(settings: Settings, new_dates: set[date]) -> tuple[set[date], set[date]]:
+    """The days whose readings feed the recomputed features, and the days recomputed.
 
     A record at day ``d`` enters the windows of the buckets up to the longest window
-    later, so those days are rewritten; computing them needs the records of as many
-    days before.
+    later, so those days are rewritten (where the lake has readings); computing them
+    needs the records of as many days before.
     """
-    if new.num_rows == 0:
-        return {}
     records = record_layout_of(settings)
     reach = max(records.windows.values(), default=records.grain)
     span = max(1, -(-int(reach.total_seconds()) // 86400))
-    new_dates = _dates(new[records.time])
     around = {d + timedelta(days=k) for d in new_dates for k in range(-span, span + 1)}
-    nearby = read_table(settings, READINGS, around)
-    readings = pa.concat_tables([nearby, new]) if nearby.num_rows else new
-    have = _dates(readings[records.time])
     later = {d + timedelta(days=k) for d in new_dates for k in range(1, span + 1)}
-    affected = new_dates | (later & have)
+    have = {
+        date.fromisoformat(part[5:])
+        for f in lake.live_files(layout_of(settings), READINGS)
+        for part in f.replace("\\", "/").split("/")
+        if part.startswith("date=")
+    }
+    return around, new_dates | (later & have)
+
+
+def features_for(
+    settings: Settings,
+    new: pa.Table,
+    now: datetime,
+    around: set[date],
+    affected: set[date],
+    keep: Callable[[pa.Table], pa.Table] | None = None,
+) -> dict[date, pa.Table]:
+    """Recomputed feature partitions of the ``affected`` days (see :func:`feature_days`),
+    from the committed readings of the days ``around`` and the ``new`` ones.
+
+    ``keep`` narrows the committed readings (a backend computing one entity partition
+    passes its filter); every window is per entity, so a partition's features are
+    exactly the whole's restricted to its entities.
+    """
+    if not affected:
+        return {}
+    records = record_layout_of(settings)
+    nearby = read_table(settings, READINGS, around)
+    if keep is not None and nearby.num_rows:
+        nearby = keep(nearby)
+    readings = pa.concat_tables([nearby, new]) if nearby.num_rows else new
+    if readings.num_rows == 0:
+        return {}
     features = aggregate(readings, records, created_at=now)
     start = pc.subtract(features[TIMESTAMP], pa.scalar(records.grain))
-    parts = _by_date(features.append_column("_bucket", start), "_bucket")
+    parts = by_date(features.append_column("_bucket", start), "_bucket")
     return {d: t.drop_columns(["_bucket"]) for d, t in parts.items() if d in affected}
-
-
-def _redact(url: str | None) -> str | None:
-    if not url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
