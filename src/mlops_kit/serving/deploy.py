@@ -25,9 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.metadata
-import json
 import os
 import re
 import sys
@@ -36,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from mlops_kit._version import __version__
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.errors import ConfigError, format_validation_error
+from mlops_kit.platform import kuberay
+from mlops_kit.platform.errors import SettingsSecretError
 from mlops_kit.serving.errors import RayServiceInvalidError, ServingConfigError
 
 IMPORT_PATH = "mlops_kit.serving.ray_app:build"
@@ -63,7 +63,7 @@ SERVICE_ACCOUNT = "inference"
 """Service account of the pods; Terraform trusts ``ai-inference/inference`` for the role."""
 IRSA_WORKLOAD = "inference"
 """Key of ``cluster.service_account_roles`` holding the pods' IAM role."""
-ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+ROLE_ANNOTATION = kuberay.ROLE_ANNOTATION
 UPGRADE_STRATEGY = "NewCluster"
 SERVE_CONFIG_FILE = "serve_config.yaml"
 RAYSERVICE_FILE = "rayservice.yaml"
@@ -72,13 +72,9 @@ EXAMPLE_SETTINGS = "serving/example_settings.yaml"
 EXAMPLE_COMMAND = f"{COMMAND} --settings {EXAMPLE_SETTINGS} --out-dir serving"
 """Regenerates the repository's ``serving/`` folder (from the repository root)."""
 
-ENV_PREFIX = "MLOPS_KIT_"
+ENV_PREFIX = kuberay.ENV_PREFIX
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_PASSWORD_IN_URL = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
-_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-_HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080}
 _LABELS = {
     "app.kubernetes.io/name": "mlops-kit-serving",
     "app.kubernetes.io/part-of": "mlops-kit",
@@ -123,42 +119,20 @@ def settings_from_file(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError(format_validation_error(exc, what, root="settings")) from None
 
 
-def _env_leaves(model: BaseModel, prefix: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in model.model_dump(mode="json", exclude_defaults=True).items():
-        key = f"{prefix}{name.upper()}"
-        child = getattr(model, name)
-        if isinstance(child, BaseModel):
-            out.update(_env_leaves(child, f"{key}__"))
-        elif isinstance(value, (dict, list)):
-            out[key] = json.dumps(value, sort_keys=True)
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif value is not None:
-            out[key] = str(value)
-        if isinstance(value, str) and _PASSWORD_IN_URL.search(value):
-            dotted = key.removeprefix(ENV_PREFIX).lower().replace("__", ".")
-            raise ServingConfigError(
-                f"{dotted}: the URL carries a password, which would be written into the "
-                "Serve config and the RayService in clear; leave it out of the URL (the "
-                "warehouse reads it from warehouse.secret_arn, MLflow from its own "
-                "environment)",
-                field=dotted,
-            )
-    return out
-
-
 def settings_env(settings: Settings) -> dict[str, str]:
     """The ``MLOPS_KIT_*`` environment variables that rebuild ``settings`` in a replica.
 
-    Every value that differs from its default, nested sections joined with ``__``, lists
-    and mappings as JSON: ``load_settings()`` with these variables set (and no config file)
-    equals ``settings``.
+    :func:`mlops_kit.platform.kuberay.settings_env`: every value that differs from its
+    default, nested sections joined with ``__``, lists and mappings as JSON;
+    ``load_settings()`` with these variables set (and no config file) equals ``settings``.
 
     Raises:
         ServingConfigError: a URL carries a password (names the setting).
     """
-    return dict(sorted(_env_leaves(settings, ENV_PREFIX).items()))
+    try:
+        return kuberay.settings_env(settings)
+    except SettingsSecretError as exc:
+        raise ServingConfigError(exc.message, field=exc.field) from None
 
 
 def _check_rollout(
@@ -331,68 +305,17 @@ def service_account(settings: Settings) -> dict[str, Any] | None:
     role = settings.cluster.service_account_roles.get(IRSA_WORKLOAD)
     if not role:
         return None
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {
-            "name": SERVICE_ACCOUNT,
-            "namespace": _dns_label(settings.serving.namespace, "serving.namespace"),
-            "labels": dict(_LABELS),
-            "annotations": {ROLE_ANNOTATION: role},
-        },
-    }
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block scalars for multi-line strings (``serveConfigV2``), no anchors."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def _yaml(*objects: Any) -> str:
-    return yaml.dump_all(
-        objects, Dumper=_Dumper, sort_keys=False, width=1000, explicit_start=len(objects) > 1
-    )
-
-
-def _ray_container(
-    name: str, image: str, ports: Mapping[str, int], cpus: Mapping[str, str]
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": k, "containerPort": v} for k, v in ports.items()],
-        "resources": {"requests": dict(cpus), "limits": dict(cpus)},
-        "securityContext": copy.deepcopy(_CONTAINER_SECURITY),
-    }
+    namespace = _dns_label(settings.serving.namespace, "serving.namespace")
+    return kuberay.service_account(SERVICE_ACCOUNT, namespace, role, _LABELS)
 
 
 def _pod_template(container: dict[str, Any], account: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"securityContext": copy.deepcopy(_POD_SECURITY)}
-    spec["containers"] = [container]
-    if account:
-        spec["serviceAccountName"] = account
-    return {
-        "metadata": {
-            "labels": dict(_LABELS),
-            "annotations": {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": str(SERVE_PORT),
-                "prometheus.io/path": METRICS_PATH,
-            },
-        },
-        "spec": spec,
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(SERVE_PORT),
+        "prometheus.io/path": METRICS_PATH,
     }
+    return kuberay.pod_template(container, account, labels=_LABELS, annotations=annotations)
 
 
 def ray_service(
@@ -441,10 +364,10 @@ def ray_service(
     namespace = _dns_label(serving.namespace, "serving.namespace")
     image = serving_image(settings)
     account = SERVICE_ACCOUNT if service_account(settings) else None
-    ports = {"serve": SERVE_PORT, "metrics": _HEAD_PORTS["metrics"]}
-    head = _ray_container("ray-head", image, {**_HEAD_PORTS, **ports}, HEAD_RESOURCES)
-    worker = _ray_container("ray-worker", image, ports, WORKER_RESOURCES)
-    serve_v2 = _yaml({"applications": config["applications"]})
+    ports = {"serve": SERVE_PORT, "metrics": kuberay.HEAD_PORTS["metrics"]}
+    head = kuberay.ray_container("ray-head", image, {**kuberay.HEAD_PORTS, **ports}, HEAD_RESOURCES)
+    worker = kuberay.ray_container("ray-worker", image, ports, WORKER_RESOURCES)
+    serve_v2 = kuberay.manifest_yaml({"applications": config["applications"]})
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
@@ -517,8 +440,8 @@ def render(settings: Settings, **rollout: Any) -> dict[str, str]:
     head = f"# Generated by {COMMAND} (mlops_kit {__version__}): edit the settings, not this.\n"
     objects = [service_account(settings), ray_service(settings, **rollout)]
     return {
-        SERVE_CONFIG_FILE: head + _yaml(serve_config(settings, **rollout)),
-        RAYSERVICE_FILE: head + _yaml(*[o for o in objects if o is not None]),
+        SERVE_CONFIG_FILE: head + kuberay.manifest_yaml(serve_config(settings, **rollout)),
+        RAYSERVICE_FILE: head + kuberay.manifest_yaml(*[o for o in objects if o is not None]),
     }
 
 
