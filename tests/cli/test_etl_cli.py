@@ -130,3 +130,34 @@ def test_messages_with_brackets_print_literally(home: Path) -> None:
     proc = _cli(home, "etl", "release", "/no/such[feast].jsonl")
     assert proc.returncode == 2
     assert "/no/such[feast].jsonl" in _flat(proc)
+
+
+def test_etl_run_on_ray_shows_each_stage_and_records_it(home: Path, tmp_path: Path) -> None:
+    """``etl run --backend ray`` on a local Ray cluster: a bar per stage, the same
+    accounting table, and the manifest's execution record in ``etl runs``."""
+    values = '"temperature": 60, "vibration": 3, "pressure": 101, "humidity": 45, '
+    values += '"rpm": 1500, "voltage": 230'
+    rows = "".join(
+        f'{{"device_id": "dev-000{d}", "ts": "2026-01-01T0{h}:00:00Z", {values}}}\n'
+        for d in range(4)
+        for h in range(6)
+    )
+    path = tmp_path / "r.jsonl"
+    path.write_text(rows + "not json\n")
+    ids = [a for d in range(4) for a in ("--id", f"dev-000{d}")]
+    assert _cli(home, "data", "register-devices", *ids).returncode == 0
+    _cli(home, "ingest", "files", str(path))
+    bad = _cli(home, "etl", "run", "--backend", "spark")
+    assert bad.returncode == 2 and "expected 'local' or 'ray'" in _flat(bad)
+    run = _cli(home, "etl", "run", "--backend", "ray", "--workers", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = " ".join(_flat(run).replace("━", "").split())
+    for stage in ("extract 1/1", "quality 4/4", "transform 4/4", "commit 1/1"):
+        assert stage in out, (stage, out)
+    for line in ("│ rows in │ 25 │", "│ loaded │ 24 │", "│ malformed_json │ 1 │"):
+        assert line in out, (line, out)
+    runs = _cli(home, "etl", "runs", "--json")
+    assert runs.returncode == 0, runs.stderr
+    (manifest,) = json.loads(runs.stdout)
+    assert manifest["execution"]["backend"] == "ray"
+    assert manifest["execution"]["partitions"] == 4

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from mlops_kit._version import __version__
 from mlops_kit.cli._common import (
@@ -21,11 +20,12 @@ from mlops_kit.cli._common import (
     err_console,
     error_text,
     load_cli_settings,
-    styled,
 )
 from mlops_kit.cli.dataset import dataset_app
+from mlops_kit.cli.etl import etl_app
 from mlops_kit.cli.features import features_app
 from mlops_kit.cli.model import model_app
+from mlops_kit.cli.rayjob import rayjob_app
 from mlops_kit.cli.serve import serve_app
 from mlops_kit.errors import ConfigError, MlopsKitError
 
@@ -48,7 +48,6 @@ data_app = typer.Typer(
 ingest_app = typer.Typer(
     help="Land files, API pages and stream records in the raw zone.", no_args_is_help=True
 )
-etl_app = typer.Typer(help="Extract, transform, quality check and load.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(data_app, name="data")
@@ -57,6 +56,7 @@ app.add_typer(etl_app, name="etl")
 app.add_typer(features_app, name="features")
 app.add_typer(model_app, name="model")
 app.add_typer(serve_app, name="serve")
+app.add_typer(rayjob_app, name="rayjob")
 pipelines_app = typer.Typer(help="Compile and submit Kubeflow pipelines.", no_args_is_help=True)
 app.add_typer(pipelines_app, name="pipelines")
 
@@ -316,138 +316,6 @@ def ingest_stream_cmd(
         f"{result.batches} batches, {result.records_read:,} records read, "
         f"{result.records_landed:,} landed, {result.duplicates_skipped:,} duplicates skipped"
     )
-
-
-# ---------------------------------------------------------------- etl
-def accounting_table(result: Any) -> Table:
-    table = Table(title=f"ETL run {result.run_id}", show_header=True)
-    table.add_column("")
-    table.add_column("rows", justify="right")
-    table.add_row("rows in", f"{result.rows_in:,}")
-    table.add_row("loaded", f"{result.loaded:,}")
-    table.add_row("quarantined", f"{result.quarantined:,}")
-    for reason, n in result.quarantined_by_reason.items():
-        table.add_row(f"  {reason}", f"{n:,}")
-    table.add_row("duplicates dropped", f"{result.duplicates_dropped:,}")
-    table.add_row("feature rows (hourly)", f"{result.feature_rows:,}")
-    return table
-
-
-@etl_app.command("run")
-def etl_run(
-    home: Path | None = HomeOpt,
-    source: str | None = typer.Option(None, help="Only consume raw objects of this source."),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print the result (or the error) as JSON on stdout."
-    ),
-) -> None:
-    """Process every raw object not yet committed; print the accounting.
-
-    An object that cannot be read at all (empty, truncated, binary, not UTF-8...) is
-    quarantined whole with its reason and skipped by later runs; see 'etl quarantined'
-    and 'etl release'. Exit status 2 when the quality gate fails.
-    """
-    from mlops_kit.etl import run_etl
-
-    try:
-        result = run_etl(_settings(home), source=source)
-    except MlopsKitError as exc:
-        if not as_json:
-            raise
-        typer.echo(json.dumps(_error_json(exc), default=str, indent=2))
-        raise typer.Exit(2) from None
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), default=str, indent=2))
-        return
-    if result.status == "noop":
-        console.print("nothing new in the raw zone: no change")
-        return
-    console.print(accounting_table(result))
-    for obj in result.objects_quarantined:
-        console.print(
-            styled(
-                ("object quarantined", "yellow"),
-                f" ({obj['reason']}): {obj['uri']}\n  {obj['detail']}",
-            )
-        )
-    for note in result.notes:
-        console.print(
-            styled(("note", "cyan"), f" {note['uri'].rsplit('/', 1)[-1]}: {note['detail']}")
-        )
-    console.print(f"quality report: {result.report_html_uri}")
-
-
-def _error_json(exc: MlopsKitError) -> dict[str, Any]:
-    return {"status": "error", "code": exc.code, "message": str(exc), "details": exc.details}
-
-
-@etl_app.command("quarantined")
-def etl_quarantined(
-    home: Path | None = HomeOpt,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
-    """List the raw objects quarantined whole, with their reason."""
-    from mlops_kit.etl import quarantined_objects
-
-    s = _settings(home)
-    objs = quarantined_objects(s)
-    if as_json:
-        typer.echo(json.dumps(objs, default=str, indent=2))
-        return
-    if not objs:
-        console.print("no object is quarantined")
-        return
-    table = Table(title="objects quarantined whole")
-    for col in ("object", "reason", "detail", "run", "released"):
-        table.add_column(col, overflow="fold")
-    for o in objs:
-        table.add_row(
-            o["uri"], o["reason"], o["detail"], o["run_id"], "yes" if o["released"] else ""
-        )
-    console.print(table)
-    console.print("fix the source and land it again, or: mlops-kit etl release URI [--encoding E]")
-
-
-@etl_app.command("release")
-def etl_release(
-    uris: list[str] = typer.Argument(..., help="Objects to release (see 'etl quarantined')."),
-    encoding: str | None = typer.Option(
-        None, help="Read the objects with this text encoding (e.g. latin-1, cp1252)."
-    ),
-    home: Path | None = HomeOpt,
-) -> None:
-    """Let the next 'etl run' read quarantined objects again (optionally declaring their
-    encoding)."""
-    from mlops_kit.etl import release_object
-
-    s = _settings(home)
-    for uri in uris:
-        release_object(s, uri, encoding=encoding)
-        how = f" as {encoding}" if encoding else ""
-        console.print(f"released {uri}: the next 'etl run' reads it{how}")
-
-
-@etl_app.command("runs")
-def etl_runs(home: Path | None = HomeOpt) -> None:
-    """List committed runs with their accounting."""
-    from mlops_kit.etl.lake import manifests
-    from mlops_kit.etl.run import layout_of
-
-    table = Table(show_header=True)
-    for col in ("#", "run", "inputs", "rows in", "loaded", "quarantined", "duplicates"):
-        table.add_column(col, justify="right" if col != "run" else "left")
-    for m in manifests(layout_of(_settings(home))):
-        a = m["accounting"]
-        table.add_row(
-            str(m["committed_seq"]),
-            m["run_id"],
-            str(len(m["inputs"])),
-            f"{a['rows_in']:,}",
-            f"{a['loaded']:,}",
-            f"{a['quarantined']:,}",
-            f"{a['duplicates_dropped']:,}",
-        )
-    console.print(table)
 
 
 # ---------------------------------------------------------------- pipelines
