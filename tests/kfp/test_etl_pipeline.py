@@ -108,3 +108,40 @@ def test_quality_gate_fails_the_run_and_loads_nothing(
     reports = storage.list_files(settings.storage.reports_uri or "")
     assert any(r.endswith("quality.html") for r in reports)
     assert any(r.endswith("rejected.parquet") for r in reports)
+
+
+@pytest.mark.ray
+def test_etl_run_component_on_ray_commits_what_the_step_components_commit(
+    kfp_local: Path, lake, tmp_path: Path
+):
+    """``etl_run`` with backend ray (a local Ray cluster in the task's process) commits
+    the rows the transform -> quality_check -> load pipeline commits on the same raw
+    zone, and reports its stages."""
+    import shutil
+
+    from mlops_kit.components import etl_run
+    from mlops_kit.config import load_settings
+    from mlops_kit.ingest.files import ingest_files
+
+    twin = tmp_path / "twin"
+    shutil.copytree(lake.home, twin)
+    ingest_files([str(lake.drop / "readings-1.jsonl")], lake.settings.storage.raw_uri or "")
+    twin_settings = load_settings(home=twin)
+    ingest_files([str(lake.drop / "readings-1.jsonl")], twin_settings.storage.raw_uri or "")
+    now = "2026-06-01T00:00:00Z"
+    steps = _run(settings_json=lake.settings_json, now=now, stream_enabled=False)
+    steps = steps["load_metrics"].metadata
+    task = etl_run(backend="ray", workers=2, now=now, settings_json=json.dumps({"home": str(twin)}))
+    meta = task.outputs["metrics"].metadata
+    assert meta["status"] == "committed" and meta["backend"] == "ray"
+    assert {k: meta[k] for k in ACCOUNTING} == {k: steps[k] for k in ACCOUNTING}
+    assert meta["feature_rows"] == steps["feature_rows"] > 0
+    for stage in ("extract", "quality", "transform", "commit"):
+        assert meta[f"stage_{stage}_wall_s"] >= 0 and meta[f"stage_{stage}_cpu_s"] >= 0
+    assert storage.read_json(meta["manifest_uri"])["execution"]["backend"] == "ray"
+    for table in ("readings", "device_features_hourly"):
+        key = ["device_id", "ts" if table == "readings" else "event_timestamp"]
+        want = read_table(lake.settings, table).sort_by([(k, "ascending") for k in key])
+        got = read_table(twin_settings, table).sort_by([(k, "ascending") for k in key])
+        assert got.equals(want), table
+    assert "<html" in Path(task.outputs["report"].path).read_text().lower()

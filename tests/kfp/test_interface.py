@@ -37,6 +37,10 @@ EXPECTED = {
     ),
     "quality_check": ({"batch": DATASET}, {"checked": DATASET, "metrics": METRICS, "report": HTML}),
     "load": ({"checked": DATASET}, {"metrics": METRICS}),
+    "etl_run": (
+        {"files_landed": DATASET, "api_landed": DATASET, "stream_landed": DATASET},
+        {"metrics": METRICS, "report": HTML},
+    ),
     "features_apply": ({}, {"metrics": METRICS}),
     "features_materialize": ({}, {"metrics": METRICS}),
     "features_training_set": ({"labels": DATASET}, {"training_set": DATASET}),

@@ -10,7 +10,7 @@ Importing this package does not import kfp; the components are loaded on first a
     from mlops_kit.components import quality_check  # needs: pip install 'mlops-kit[kfp]'
 
 Catalogue: ``ingest_files``, ``ingest_api``, ``ingest_stream`` (:mod:`.ingest`) and
-``transform``, ``quality_check``, ``load`` (:mod:`.etl`), and ``features_apply``,
+``transform``, ``quality_check``, ``load``, ``etl_run`` (:mod:`.etl`), and ``features_apply``,
 ``features_materialize``, ``features_training_set`` (:mod:`.features`), and ``train``,
 ``launch_eks``, ``launch_sagemaker``, ``export_onnx`` (:mod:`.training`), and
 ``evaluate_model``, ``register_model``, ``promote_model`` (:mod:`.registry`), and
@@ -32,6 +32,7 @@ COMPONENTS: dict[str, str] = {
     "transform": "mlops_kit.components.etl",
     "quality_check": "mlops_kit.components.etl",
     "load": "mlops_kit.components.etl",
+    "etl_run": "mlops_kit.components.etl",
     "features_apply": "mlops_kit.components.features",
     "features_materialize": "mlops_kit.components.features",
     "features_training_set": "mlops_kit.components.features",

@@ -1,10 +1,14 @@
-"""ETL components: transform -> quality_check -> load.
+"""ETL components: transform -> quality_check -> load, or the whole run as ``etl_run``.
 
 Each component is an interface only: its body calls one function of
 :mod:`mlops_kit.components.runtime.etl`, which calls :mod:`mlops_kit.etl.run`. A batch
 travels between the steps as a Dataset folder (``rows.parquet``, ``quarantine.parquet``,
 ``batch.json``). When the transform finds nothing new it writes the empty batch
 (metadata ``status: noop``) and the following steps do nothing.
+
+``etl_run`` is the same run in one task, on the backend it is given: ``local`` (the pod)
+or ``ray`` (Ray tasks over entity partitions, on the cluster ``ray_address`` names), for
+a lake that outgrows one pod.
 """
 
 from mlops_kit.components._kfp import HTML, Dataset, Input, Metrics, Output, dsl
@@ -85,3 +89,54 @@ def load(
     from mlops_kit.components.runtime.etl import load_step
 
     load_step(checked, metrics, settings_json)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def etl_run(
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    files_landed: Input[Dataset] = None,
+    api_landed: Input[Dataset] = None,
+    stream_landed: Input[Dataset] = None,
+    backend: str = "local",
+    workers: int = 0,
+    ray_address: str = "",
+    source: str = "",
+    now: str = "",
+    settings_json: str = "{}",
+):
+    """Extract, check, transform and commit every raw object not yet committed, in one task.
+
+    Args:
+        metrics: rows_in, loaded, quarantined, duplicates_dropped, quarantine_rate,
+            feature_rows; metadata also: run_id, status (committed or noop), backend,
+            manifest_uri, and per stage wall_s and cpu_s (stage_<name>_wall_s, ...).
+        report: the quality report as one HTML page.
+        files_landed: landed objects of a file ingestion (lineage and ordering).
+        api_landed: landed objects of an API ingestion (lineage and ordering).
+        stream_landed: landed objects of a stream ingestion (lineage and ordering).
+        backend: "local" (this task's process) or "ray" (Ray tasks partitioned by
+            entity; the same rows are committed).
+        workers: ray backend: parallel tasks per stage (0: the ray.workers setting).
+        ray_address: ray backend: the cluster to run on, e.g. a KubeRay head service
+            "ray://mlops-kit-etl-head-svc:10001" ("": a local Ray cluster in the pod).
+        source: only take raw objects of this source ("": every source).
+        now: reference time of the run, ISO 8601 ("": the current time).
+        settings_json: JSON object of mlops_kit settings overrides ("{}": the pod's
+            MLOPS_KIT_* environment and config file).
+    """
+    from mlops_kit.components.runtime.etl import etl_run_step
+
+    etl_run_step(
+        metrics,
+        report,
+        files_landed,
+        api_landed,
+        stream_landed,
+        backend,
+        workers,
+        ray_address,
+        source,
+        now,
+        settings_json,
+    )
