@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlops_kit import storage
-from mlops_kit.config import load_settings
+from mlops_kit.config import Settings, load_settings
 from mlops_kit.etl import run_etl
 from mlops_kit.etl.errors import DataQualityError
 from mlops_kit.etl.lake import manifests
@@ -111,3 +111,46 @@ def test_over_the_quality_gate_nothing_is_committed_or_left_staged(
     layout = layout_of(s)
     assert manifests(layout) == []
     assert storage.list_files(layout.staging_root) == []
+
+
+@pytest.mark.aws
+def test_on_s3_the_ray_backend_commits_the_local_backends_rows(
+    ray_cluster: None, s3_bucket: str, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """The lake on S3 (moto's server over HTTP, reached from the Ray workers too): JSON
+    lines, CSV and Parquet objects committed alike by both backends."""
+    import pyarrow.csv as pv
+    from iot_fleet import to_raw_records
+
+    from tests.etl.conftest import small_readings
+
+    def on_s3(name: str, backend: str) -> Settings:
+        return lake_at(
+            tmp_path / name,
+            backend,
+            profile="aws",
+            aws={"region": "us-east-1", "endpoint_url": moto_endpoint},
+            storage={
+                "raw_uri": f"s3://{s3_bucket}/{name}/raw",
+                "processed_uri": f"s3://{s3_bucket}/{name}/processed",
+            },
+            warehouse={"url": f"duckdb:///{tmp_path / name / 'wh.duckdb'}"},
+        )
+
+    local, on_ray = on_s3("local", "local"), on_s3("ray", "ray")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    jsonl = to_raw_records(small_readings(days=1), bad_rate=0.05, seed=4)
+    (drop / "a.jsonl").write_bytes(jsonl.to_bytes())
+    pv.write_csv(small_readings(days=1, start_day=2, seed=5), drop / "b.csv")
+    paths = [drop / "a.jsonl", drop / "b.csv", *first_files(tmp_path / "in")[:2]]
+    for s in (local, on_ray):
+        land(s, paths)
+        assert run_etl(s, now=NOW).status == "committed"
+    want, got = committed(local), committed(on_ray)
+    for name in ("readings", "features", "quarantine"):
+        assert got[name].num_rows == want[name].num_rows > 0, name
+        assert got[name].equals(want[name]), name
+    assert got["warehouse"] == want["warehouse"]
+    assert got["accounting"] == want["accounting"]
+    assert storage.list_files(layout_of(on_ray).staging_root) == []
