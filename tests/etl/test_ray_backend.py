@@ -154,3 +154,21 @@ def test_on_s3_the_ray_backend_commits_the_local_backends_rows(
     assert got["warehouse"] == want["warehouse"]
     assert got["accounting"] == want["accounting"]
     assert storage.list_files(layout_of(on_ray).staging_root) == []
+
+
+def test_an_entity_lands_in_one_partition_whatever_its_encoding() -> None:
+    import pyarrow as pa
+
+    from mlops_kit.etl.ray_backend import partition_of
+
+    ids = ["dev-0001", "dev-0002", "dev-0003", "dev-0001"] * 50
+    plain = partition_of(pa.array(ids), 7)
+    assert plain.tolist() == partition_of(pa.array(ids).dictionary_encode(), 7).tolist()
+    assert plain.tolist() == partition_of(pa.chunked_array([ids[:3], ids[3:]]), 7).tolist()
+    assert plain[0] == plain[3] and set(plain.tolist()) <= set(range(7))
+    numbers = [17, 4, 99, 17] * 10
+    wide = partition_of(pa.array(numbers, pa.int64()), 5)
+    assert wide.tolist() == partition_of(pa.array(numbers, pa.int32()), 5).tolist()
+    # many ids spread over every partition
+    spread = partition_of(pa.array([f"dev-{i:05d}" for i in range(2000)]), 4)
+    assert set(spread.tolist()) == {0, 1, 2, 3}

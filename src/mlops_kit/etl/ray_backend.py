@@ -81,7 +81,13 @@ HASH_SEED = 20_240_601
 
 
 def partition_of(ids: pa.ChunkedArray | pa.Array, partitions: int) -> np.ndarray:
-    """The partition (``0 .. partitions - 1``) of each entity id: a seeded hash."""
+    """The partition (``0 .. partitions - 1``) of each entity id: a seeded hash of its
+    value (dictionary-encoded ids by value, integers of any width as int64), so rows
+    read from raw objects and from the lake's files agree."""
+    if pa.types.is_dictionary(ids.type):
+        ids = ids.cast(ids.type.value_type)
+    if pa.types.is_integer(ids.type):
+        ids = ids.cast(pa.int64())
     series = pl.Series("id", ids)
     hashed = series.hash(seed=HASH_SEED).to_numpy()
     return (hashed % np.uint64(partitions)).astype(np.int64)
