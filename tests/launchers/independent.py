@@ -20,10 +20,12 @@ builders, with the two validators here, which import nothing from mlops_kit:
 
 RayService objects (``mlops_kit.serving.deploy``) are validated the same way in
 ``tests/serving/test_deploy.py``: ``ray.io_rayservices.yaml`` loaded with
-:func:`load_crd_schemas`, the head and worker pod templates with :func:`core_errors`. The
-launchers generate no built-in kind as an object of its own (no Secret, ConfigMap or
-ServiceAccount): the pod templates inside the jobs are their only core/v1 content; the
-serving ServiceAccount is checked with ``kubernetes-validate`` directly.
+:func:`load_crd_schemas`, the head and worker pod templates with :func:`core_errors`; so are
+RayJobs (``mlops_kit.platform.rayjob``, ``ray.io_rayjobs.yaml``, their submitter pod
+template too) in ``test_rayjob.py``. The launchers generate no built-in kind as an object of
+its own (no Secret, ConfigMap or ServiceAccount): the pod templates inside the jobs are their
+only core/v1 content; the serving and RayJob ServiceAccounts are checked with
+``kubernetes-validate`` directly.
 """
 
 from __future__ import annotations
@@ -267,20 +269,19 @@ def embedded_core_objects(obj: Mapping[str, Any]) -> Iterator[tuple[str, dict[st
                 "spec": {"containers": [container]},
             },
         )
-    elif obj.get("kind") == "RayService":
-        cluster = spec.get("rayClusterConfig") or {}
-        groups = [("spec.rayClusterConfig.headGroupSpec", cluster.get("headGroupSpec") or {})]
+    elif obj.get("kind") in ("RayService", "RayJob"):
+        field = "rayClusterConfig" if obj.get("kind") == "RayService" else "rayClusterSpec"
+        cluster = spec.get(field) or {}
+        head = cluster.get("headGroupSpec") or {}
+        templates = [(f"spec.{field}.headGroupSpec.template", head.get("template"))]
         for i, group in enumerate(cluster.get("workerGroupSpecs") or []):
-            groups.append((f"spec.rayClusterConfig.workerGroupSpecs[{i}]", group))
-        for where, group in groups:
+            templates.append((f"spec.{field}.workerGroupSpecs[{i}].template", group["template"]))
+        if "submitterPodTemplate" in spec:
+            templates.append(("spec.submitterPodTemplate", spec["submitterPodTemplate"]))
+        for where, template in templates:
             yield (
-                f"{where}.template",
-                {
-                    "apiVersion": "v1",
-                    "kind": "PodTemplate",
-                    "metadata": meta,
-                    "template": group["template"],
-                },
+                where,
+                {"apiVersion": "v1", "kind": "PodTemplate", "metadata": meta, "template": template},
             )
     else:
         raise AssertionError(f"no embedded core objects known for kind {obj.get('kind')}")

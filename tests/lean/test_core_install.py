@@ -59,6 +59,8 @@ NEEDS_EXTRA = [
     ("serve status", "serve"),
     ("serve rollback --why x", "serve"),
     ("serve down", "serve"),
+    ("rayjob submit -- etl run", "k8s"),
+    ("rayjob status etl-1", "k8s"),
 ]
 
 

@@ -5,6 +5,7 @@ Pure functions of their arguments that return plain dicts (no Kubernetes or Ray 
 
 * :func:`settings_env` -- the ``MLOPS_KIT_*`` variables that rebuild the settings in a pod
   (never a password: a URL carrying one is refused);
+* :func:`labels` -- the labels of every generated object;
 * :func:`ray_container` and :func:`pod_template` -- a Ray node's container (requests equal
   to limits) and its pod template, run as non-root with every capability dropped;
 * :func:`service_account` -- the ServiceAccount carrying a workload's IRSA role;
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from mlops_kit._version import __version__
 from mlops_kit.config import Settings
 from mlops_kit.platform.errors import SettingsSecretError
 
@@ -43,6 +45,8 @@ HEAD_PORTS: Mapping[str, int] = {
     "metrics": 8080,
 }
 """The ports of a Ray head: GCS, dashboard (job submission), Ray client, metrics."""
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+"""A Kubernetes namespace name (RFC 1123 label; at most 63 characters besides)."""
 
 _PASSWORD_IN_URL = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
 
@@ -83,6 +87,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
         SettingsSecretError: a URL carries a password (names the setting).
     """
     return dict(sorted(_env_leaves(settings, ENV_PREFIX).items()))
+
+
+def labels(name: str) -> dict[str, str]:
+    """The labels of every object and pod mlops_kit generates, ``name`` its component (e.g.
+    ``mlops-kit-serving``)."""
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "mlops-kit",
+        "app.kubernetes.io/managed-by": "mlops-kit",
+        "app.kubernetes.io/version": __version__,
+    }
 
 
 def ray_container(
@@ -167,10 +182,12 @@ def manifest_yaml(*objects: Any) -> str:
 
 __all__ = [
     "CONTAINER_SECURITY",
+    "DNS_LABEL",
     "ENV_PREFIX",
     "HEAD_PORTS",
     "POD_SECURITY",
     "ROLE_ANNOTATION",
+    "labels",
     "manifest_yaml",
     "pod_template",
     "ray_container",

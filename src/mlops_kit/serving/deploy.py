@@ -73,14 +73,9 @@ EXAMPLE_COMMAND = f"{COMMAND} --settings {EXAMPLE_SETTINGS} --out-dir serving"
 """Regenerates the repository's ``serving/`` folder (from the repository root)."""
 
 ENV_PREFIX = kuberay.ENV_PREFIX
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = kuberay.DNS_LABEL
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_LABELS = {
-    "app.kubernetes.io/name": "mlops-kit-serving",
-    "app.kubernetes.io/part-of": "mlops-kit",
-    "app.kubernetes.io/managed-by": "mlops-kit",
-    "app.kubernetes.io/version": __version__,
-}
+_LABELS = kuberay.labels("mlops-kit-serving")
 
 
 class _GivenSettings(Settings):
