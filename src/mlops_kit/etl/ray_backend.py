@@ -277,6 +277,7 @@ def run_etl_ray(
             for p in range(partitions)
         ]
         checked = _gather(ray, [c[0] for c in checks], "quality", progress)
+        del maps  # the extracted rows are no longer needed in the object store
         timings["quality"] = _stage_record(time.perf_counter() - t1, checked)
         t2 = time.perf_counter()
         days = feature_days(settings, set().union(*(c["dates"] for c in checked)))
