@@ -12,7 +12,7 @@ checks the same examples every time and a failure found in CI replays locally wi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,28 @@ def write_features(source_uri: str, table: pa.Table, run: str = "t") -> list[str
         storage.write_parquet(uri, part.drop("__d").to_arrow().cast(FEATURES_SCHEMA))
         out.append(uri)
     return sorted(out)
+
+
+ENGINES = ["local", pytest.param("ray", marks=pytest.mark.ray)]
+"""The values of ``features.engine``; the Ray one on a local cluster of 2 CPUs."""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """A local Ray cluster of 2 CPUs for the tests of one module."""
+    from mlops_kit.compute import ray_session
+
+    ray = ray_session(load_settings(ray={"num_cpus": 2}))
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each Feast compute engine in turn (``features.engine``)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    return str(request.param)
 
 
 def local_settings(root: Path, **features: Any) -> Settings:

@@ -1,4 +1,9 @@
-"""Training sets: point-in-time correctness against a brute-force reference join."""
+"""Training sets: point-in-time correctness against a brute-force reference join.
+
+The training-set, leakage and materialization tests run once per Feast compute engine
+(``features.engine``: ``local``, and ``ray`` on a local Ray cluster of 2 CPUs with a fifth
+of the property tests' examples).
+"""
 
 from __future__ import annotations
 
@@ -89,13 +94,24 @@ def reference(
     return out
 
 
-def _client(home: Path, source: str, **extra: Any) -> FeatureClient:
+def _client(home: Path, source: str, engine: str = "local", **extra: Any) -> FeatureClient:
     s = load_settings(
         home=home,
-        features={"source_uri": source, "ttl_s": {"device_hourly": 7200, "device_daily": 93600}},
+        features={
+            "source_uri": source,
+            "ttl_s": {"device_hourly": 7200, "device_daily": 93600},
+            "engine": engine,
+        },
         **extra,
     )
     return FeatureClient(s)
+
+
+def _examples(engine: str) -> int:
+    """Examples of a property test: the profile's, a fifth of them through Ray (each
+    example runs several of Feast's Ray jobs of a second or two)."""
+    examples = PIT_SETTINGS.max_examples
+    return examples if engine == "local" else max(3, examples // 5)
 
 
 def _compare(got: pa.Table, want: list[dict]) -> None:
@@ -179,15 +195,18 @@ def _check(client: FeatureClient, feats: pa.Table, labels: list[dict], missing: 
         assert acc["dropped"] == acc["without_features"] and acc["kept_with_nulls"] == 0
 
 
-@PIT_SETTINGS
-@given(data=keys_and_labels(), missing=st.sampled_from(["keep", "drop"]))
-def test_matches_reference_locally(tmp_path: Path, data: Any, missing: str) -> None:
-    keys, labs = data
-    feats, labels = _tables(keys, labs)
-    run = uuid.uuid4().hex[:8]
-    source = str(tmp_path / run / "device_features_hourly")
-    write_features(source, feats)
-    _check(_client(tmp_path / run, source), feats, labels, missing)
+def test_matches_reference_locally(tmp_path: Path, engine: str) -> None:
+    @settings(PIT_SETTINGS, max_examples=_examples(engine))
+    @given(data=keys_and_labels(), missing=st.sampled_from(["keep", "drop"]))
+    def matches(data: Any, missing: str) -> None:
+        keys, labs = data
+        feats, labels = _tables(keys, labs)
+        run = uuid.uuid4().hex[:8]
+        source = str(tmp_path / run / "device_features_hourly")
+        write_features(source, feats)
+        _check(_client(tmp_path / run, source, engine), feats, labels, missing)
+
+    matches()
 
 
 @pytest.mark.aws
@@ -279,19 +298,23 @@ def test_duplicate_keys_are_refused_naming_a_pair(
         client.materialize(end=T0 + timedelta(days=2))
 
 
-@PIT_SETTINGS
-# found by the CI profile of test_matches_reference_locally
-@example(data=({("a", 0)}, [("a", 4, 0)]), repeats=1)
-@given(data=keys_and_labels(), repeats=st.integers(min_value=1, max_value=3))
-def test_repeated_label_rows_each_get_features(tmp_path: Path, data: Any, repeats: int) -> None:
+def test_repeated_label_rows_each_get_features(tmp_path: Path, engine: str) -> None:
     """Two label rows of one device and time (other labels) are two training rows."""
-    keys, labs = data
-    labs = labs + [(d, q, 1 - y) for d, q, y in labs[:repeats]]
-    feats, labels = _tables(keys, labs)
-    run = uuid.uuid4().hex[:8]
-    source = str(tmp_path / run / "device_features_hourly")
-    write_features(source, feats)
-    _check(_client(tmp_path / run, source), feats, labels, "keep")
+
+    @settings(PIT_SETTINGS, max_examples=_examples(engine))
+    # found by the CI profile of test_matches_reference_locally
+    @example(data=({("a", 0)}, [("a", 4, 0)]), repeats=1)
+    @given(data=keys_and_labels(), repeats=st.integers(min_value=1, max_value=3))
+    def repeated(data: Any, repeats: int) -> None:
+        keys, labs = data
+        labs = labs + [(d, q, 1 - y) for d, q, y in labs[:repeats]]
+        feats, labels = _tables(keys, labs)
+        run = uuid.uuid4().hex[:8]
+        source = str(tmp_path / run / "device_features_hourly")
+        write_features(source, feats)
+        _check(_client(tmp_path / run, source, engine), feats, labels, "keep")
+
+    repeated()
 
 
 def test_reference_takes_the_newest_created_row() -> None:
@@ -316,13 +339,13 @@ ETL_REFS = [
 ETL_NOW = datetime(2026, 6, 1, tzinfo=T0.tzinfo)
 
 
-def _etl_lake(home: Path):
+def _etl_lake(home: Path, engine: str = "local"):
     """Three real ETL runs over synthetic readings of four devices and three days.
 
     dev-0001 sends nothing for six hours (longer than the hourly TTL); dev-0002's
     readings of five hours arrive in a late, third run, which rewrites their day.
     """
-    s = load_settings(home=home)
+    s = load_settings(home=home, features={"engine": engine})
     write_device_registry(s, device_registry(4))
     cfg = GeneratorConfig(n_devices=4, start=T0, freq_s=900, steps=96 * 3, seed=5)
     readings = generate_readings(cfg)
@@ -357,11 +380,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.slow
-def test_no_leakage_on_real_etl_output(tmp_path: Path) -> None:
+def test_no_leakage_on_real_etl_output(tmp_path: Path, engine: str) -> None:
     """Training rows built through the feature store from what the ETL committed: every
     feature row used lies in [label time - ttl, label time], and every value equals the
     brute-force join over the processed table."""
-    s = _etl_lake(tmp_path / "home")
+    s = _etl_lake(tmp_path / "home", engine)
     processed = read_table(s, FEATURES)
     client = FeatureClient(s)
     # Feast reads the folder: it must hold exactly the committed files
@@ -438,12 +461,12 @@ def test_no_leakage_on_real_etl_output(tmp_path: Path) -> None:
     assert used > len(labels)
 
 
-def test_label_at_the_end_of_an_hour_gets_that_hour(tmp_path: Path) -> None:
+def test_label_at_the_end_of_an_hour_gets_that_hour(tmp_path: Path, engine: str) -> None:
     """Labels at the very end of an hour get that hour's row, a second earlier the one before."""
     feats = feature_table([("a", T0 + timedelta(hours=h)) for h in range(1, 6)])
     source = str(tmp_path / "src")
     write_features(source, feats)
-    client = _client(tmp_path, source)
+    client = _client(tmp_path, source, engine)
     client.apply()
     at = T0 + timedelta(hours=3)
     labels = _labels_table(
@@ -487,12 +510,12 @@ def test_schema_drift_fails_apply_and_materialize(tmp_path: Path) -> None:
         assert "'vibration_max_24h'" in msg and "string" in msg and "double" in msg
 
 
-def test_materialize_is_incremental(tmp_path: Path) -> None:
+def test_materialize_is_incremental(tmp_path: Path, engine: str) -> None:
     source = str(tmp_path / "src")
     write_features(
         source, feature_table([(d, T0 + timedelta(hours=h)) for d in "ab" for h in (1, 2)])
     )
-    client = _client(tmp_path, source)
+    client = _client(tmp_path, source, engine)
     client.apply()
     first = client.materialize(T0 + timedelta(hours=3))
     assert first.status == "materialized"

@@ -59,9 +59,10 @@ def test_aws_config_with_s3_registry() -> None:
     cfg = repo_config_dict(s)
     assert cfg["provider"] == "aws"
     assert cfg["online_store"] == {
-        "type": "dynamodb",
+        "type": "mlops_kit.features.dynamo.BatchedDynamoDBOnlineStore",
         "region": "eu-west-1",
         "table_name_template": "acme-features.{table_name}",
+        "write_batch_size": 25,
         "endpoint_url": "http://127.0.0.1:5000",
     }
     assert cfg["registry"] == {
@@ -71,6 +72,47 @@ def test_aws_config_with_s3_registry() -> None:
     }
     assert placement(s).source_uri == "s3://b/processed/device_features_hourly"
     assert registry_env(s) == {"FEAST_S3_ENDPOINT_URL": "http://127.0.0.1:5000"}
+
+
+def test_ray_engine_config(tmp_path: Path) -> None:
+    """features.engine: ray selects Feast's Ray compute engine and Ray offline store."""
+    local = repo_config_dict(load_settings(home=tmp_path))
+    assert "batch_engine" not in local and local["offline_store"] == {"type": "file"}
+    s = load_settings(
+        home=tmp_path,
+        features={"engine": "ray"},
+        ray={"address": "ray://head:10001", "workers": 3},
+    )
+    cfg = repo_config_dict(s)
+    assert cfg["batch_engine"] == {
+        "type": "ray.engine",
+        "ray_address": "ray://head:10001",
+        "max_workers": 3,
+        "write_concurrency": 1,  # SQLite takes one writer
+    }
+    assert cfg["offline_store"] == {
+        "type": "ray",
+        "ray_address": "ray://head:10001",
+        "storage_path": str(tmp_path / "features/staging"),
+        "broadcast_join_threshold_mb": 1 << 20,
+    }
+    dynamo = load_settings(
+        home=tmp_path,
+        features={"engine": "ray", "online_store": "dynamodb", "online_write_batch": 10},
+        ray={"workers": 4},
+    )
+    cfg = repo_config_dict(dynamo)
+    assert cfg["batch_engine"]["write_concurrency"] == 4
+    assert cfg["online_store"]["write_batch_size"] == 10
+    pytest.importorskip("feast")
+    from feast.repo_config import RepoConfig
+
+    from mlops_kit.features.dynamo import BatchedDynamoDBOnlineStoreConfig
+
+    repo = RepoConfig(**cfg)
+    assert isinstance(repo.online_store, BatchedDynamoDBOnlineStoreConfig)
+    assert repo.batch_engine.write_concurrency == 4
+    assert repo.offline_store.type == "ray"
 
 
 def test_sql_registry_config(tmp_path: Path) -> None:

@@ -6,8 +6,14 @@ typed settings, and ``mlops-kit features config`` prints it. Two shapes:
 * embedded default (profile ``local``): SQLite online store, file offline store over the
   processed Parquet, file registry, all under ``<home>/features``;
 * AWS: DynamoDB online store (``endpoint_url`` from ``aws.endpoints.dynamodb`` or
-  ``aws.endpoint_url``), offline data as Parquet on S3 (``s3_endpoint_override`` on the
-  file source), registry on S3 or a SQL registry on PostgreSQL.
+  ``aws.endpoint_url``; writes batched and retried by
+  :mod:`mlops_kit.features.dynamo`), offline data as Parquet on S3
+  (``s3_endpoint_override`` on the file source), registry on S3 or a SQL registry on
+  PostgreSQL.
+
+``features.engine`` picks Feast's compute: ``local`` (Feast's local engine and file
+offline store, in this process) or ``ray`` (Feast's Ray compute engine and Ray offline
+store, on the cluster of the ``ray`` settings; see :mod:`mlops_kit.features.ray_engine`).
 
 This module never imports feast.
 """
@@ -22,6 +28,8 @@ from typing import Any
 from mlops_kit import storage
 from mlops_kit.config import Settings
 
+DYNAMODB_STORE = "mlops_kit.features.dynamo.BatchedDynamoDBOnlineStore"
+BROADCAST_JOIN_MB = 1 << 20
 SQL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://", "sqlite:///")
 
 
@@ -41,6 +49,8 @@ class Placement:
     region: str
     dynamodb_endpoint: str | None
     s3_endpoint: str | None
+    staging_uri: str
+    engine: str
 
 
 def _features_home(settings: Settings) -> str:
@@ -85,6 +95,8 @@ def placement(settings: Settings) -> Placement:
         region=settings.aws.region,
         dynamodb_endpoint=settings.aws.endpoint_for("dynamodb"),
         s3_endpoint=settings.aws.endpoint_for("s3"),
+        staging_uri=storage.join(home, "staging"),
+        engine=f.engine,
     )
 
 
@@ -103,11 +115,12 @@ def repo_config_dict(settings: Settings) -> dict[str, Any]:
         online = {"type": "sqlite", "path": p.online_path}
     else:
         online = {
-            "type": "dynamodb",
+            "type": DYNAMODB_STORE,
             "region": p.region,
             "table_name_template": f"{p.dynamodb_prefix}.{{table_name}}"
             if p.dynamodb_prefix
             else "{project}.{table_name}",
+            "write_batch_size": settings.features.online_write_batch,
         }
         if p.dynamodb_endpoint:
             online["endpoint_url"] = p.dynamodb_endpoint
@@ -118,7 +131,7 @@ def repo_config_dict(settings: Settings) -> dict[str, Any]:
     }
     if p.registry_type == "sql":
         registry["sqlalchemy_config_kwargs"] = {"pool_pre_ping": True}
-    return {
+    out: dict[str, Any] = {
         "project": p.project,
         "provider": "aws" if p.online_store == "dynamodb" else "local",
         "registry": registry,
@@ -127,6 +140,25 @@ def repo_config_dict(settings: Settings) -> dict[str, Any]:
         "repo_path": p.repo_path,
         "entity_key_serialization_version": 3,
     }
+    if p.engine == "ray":
+        address = settings.ray.address
+        out["batch_engine"] = {
+            "type": "ray.engine",
+            "ray_address": address,
+            "max_workers": settings.ray.workers,
+            # one writer at a time into SQLite's single-writer file; parallel on DynamoDB
+            "write_concurrency": 1 if p.online_store == "sqlite" else settings.ray.workers,
+        }
+        out["offline_store"] = {
+            "type": "ray",
+            "ray_address": address,
+            "storage_path": p.staging_uri,
+            # Feast's windowed join (its choice above this size) matches a label only
+            # with feature rows of the same clock hour; the broadcast join is a true
+            # as-of join
+            "broadcast_join_threshold_mb": BROADCAST_JOIN_MB,
+        }
+    return out
 
 
 def registry_env(settings: Settings) -> dict[str, str]:

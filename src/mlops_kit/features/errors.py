@@ -53,3 +53,22 @@ class UnknownServiceVersionError(FeatureStoreError, ValueError):
     """A feature service version the dataset spec does not declare."""
 
     code = "FEATURE_SERVICE_UNKNOWN"
+
+
+class OnlineWriteThrottledError(FeatureStoreError):
+    """DynamoDB kept items of a BatchWriteItem unprocessed (throttled) past the retries."""
+
+    code = "FEATURE_ONLINE_WRITE_THROTTLED"
+
+
+class OnlineWriteIncompleteError(FeatureStoreError):
+    """After a materialization, online rows of the window are missing or older than the
+    newest feature row: a write failed that the compute engine did not report."""
+
+    code = "FEATURE_ONLINE_WRITE_INCOMPLETE"
+
+
+class EngineUnsupportedError(FeatureStoreError):
+    """The selected compute engine (``features.engine``) cannot do this correctly."""
+
+    code = "FEATURE_ENGINE_UNSUPPORTED"

@@ -128,6 +128,25 @@ class SqliteReader:
             entry[1][name] = _value(parse(blob))
         return out
 
+    def event_times(self, view: str, device_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """The event time of the online row of each of ``device_ids`` that has one."""
+        out: dict[str, datetime | None] = {}
+        conn = self._conn()
+        for first in range(0, len(device_ids), 500):
+            keys = {self._keys.serialized(d): d for d in device_ids[first : first + 500]}
+            sql = (
+                f'SELECT entity_key, max(event_ts) FROM "{self.table(view)}" '
+                f"WHERE entity_key IN ({','.join('?' * len(keys))}) GROUP BY entity_key"
+            )
+            try:
+                rows = conn.execute(sql, list(keys)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return out
+                raise
+            out.update((keys[key], _when(ts)) for key, ts in rows)
+        return out
+
     def newest(self, view: str) -> datetime | None:
         """The newest event time in ``view``'s table (None when empty or absent)."""
         try:
@@ -205,6 +224,31 @@ class DynamoReader:
                         when,
                         {k: _value(parse(v["B"])) for k, v in values.items() if k in features},
                     )
+                items = resp.get("UnprocessedKeys") or {}
+        return out
+
+    def event_times(self, view: str, device_ids: Sequence[str]) -> dict[str, datetime | None]:
+        """The event time of the item of each of ``device_ids`` that has one (strongly
+        consistent reads of ``event_ts`` only)."""
+        ids = {self._keys.entity_id(d): d for d in device_ids}
+        table = self.table(view)
+        request = {
+            "ProjectionExpression": "#e, #t",
+            "ExpressionAttributeNames": {"#e": "entity_id", "#t": "event_ts"},
+            "ConsistentRead": True,
+        }
+        out: dict[str, datetime | None] = {}
+        pending = list(ids)
+        while pending:
+            batch, pending = pending[:100], pending[100:]
+            items = {table: {"Keys": [{"entity_id": {"S": i}} for i in batch], **request}}
+            while items:
+                try:
+                    resp = self._client.batch_get_item(RequestItems=items)
+                except self._client.exceptions.ResourceNotFoundException:
+                    return out
+                for item in resp.get("Responses", {}).get(table, []):
+                    out[ids[item["entity_id"]["S"]]] = datetime.fromisoformat(item["event_ts"]["S"])
                 items = resp.get("UnprocessedKeys") or {}
         return out
 

@@ -7,6 +7,16 @@ label row is first classified per feature view with an as-of join on the key col
 only; the rows are then sent to Feast grouped by the views that cover them, so Feast only
 ever sees rows it can join, and the rest are kept with nulls or dropped as asked, and
 counted either way.
+
+With ``features.engine: ray`` the join runs in Feast's Ray offline store, which floors
+label and feature times to the second before joining: the label rows are sent with
+their time floored (and joined back on it), which gives the same feature row as the
+exact time as long as feature rows lie on whole seconds; a source with a sub-second
+feature time is refused for that engine (the ETL's rows lie on their grain's bucket
+ends). Its broadcast join (the only one configured: see
+:func:`mlops_kit.features.config.repo_config_dict`) does not apply the TTL, which is
+why only covered rows are sent: their newest feature row at or before the label time is
+within the TTL by the classification above.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 
 from mlops_kit.features.catalog import TIMESTAMP, Catalog
-from mlops_kit.features.errors import FeatureStoreError
+from mlops_kit.features.errors import EngineUnsupportedError, FeatureStoreError
 
 if TYPE_CHECKING:
     from mlops_kit.features.store import FeatureClient, TrainingSet
@@ -138,6 +148,9 @@ def training_set(
                 TIMESTAMP: pl.Series([], dtype=pl.Datetime("us", "UTC")),
             }
         )
+    if settings.features.engine == "ray":
+        _whole_seconds(keys, key)
+        client._join_ray()
     cov = coverage(keys, df, ttl, key)
     n_views = cov.select(pl.sum_horizontal(base_views).alias("n"))["n"] if base_views else None
     n = df.height
@@ -217,17 +230,39 @@ def _align(cat: Catalog, table: pa.Table, columns: list[str], refs: Sequence[str
     return pa.table(cols, names=columns)
 
 
+def _whole_seconds(keys: pl.DataFrame, key: str) -> None:
+    """Refuse, for Feast's Ray offline store, feature rows timed within a second."""
+    ts = pl.col(TIMESTAMP)
+    odd = keys.filter(ts.dt.truncate("1s") != ts)
+    if odd.height:
+        first = odd.row(0, named=True)
+        raise EngineUnsupportedError(
+            f"{odd.height} feature row(s) have an event_timestamp within a second (e.g. "
+            f"{first[key]!r} at {first[TIMESTAMP].isoformat()}); Feast's Ray offline store "
+            "joins on times floored to the second, so it could join a row from after the "
+            "label time. Use features.engine: local for this source, or write feature rows "
+            "on whole seconds",
+            rows=odd.height,
+        )
+
+
 def _feast_join(client: FeatureClient, rows: pl.DataFrame, refs: list[str]) -> pa.Table:
     """Feast's point-in-time join for ``rows``, one result per label row.
 
     Feast's offline stores return one row per distinct (entity, timestamp) of the entity
     frame, so label rows that repeat a key would be merged: Feast gets each key once and
-    its features are joined back to every label row that has it.
+    its features are joined back to every label row that has it. For the Ray offline
+    store the key's time is floored to the second (the store does so itself).
     """
     key = client.catalog.join_key
-    on = [key, TIMESTAMP]
+    when = TIMESTAMP
+    if client.settings.features.engine == "ray":
+        when = "__mlk_second"
+        rows = rows.with_columns(pl.col(TIMESTAMP).dt.truncate("1s").alias(when))
+    on = [key, when]
     unique = rows.select(on).unique(maintain_order=True)
-    job = client.store.get_historical_features(entity_df=unique.to_pandas(), features=list(refs))
+    entity_df = unique.rename({when: TIMESTAMP}) if when != TIMESTAMP else unique
+    job = client.store.get_historical_features(entity_df=entity_df.to_pandas(), features=list(refs))
     got = pl.from_arrow(job.to_arrow())
     assert isinstance(got, pl.DataFrame)
     if got.height != unique.height:
@@ -237,10 +272,12 @@ def _feast_join(client: FeatureClient, rows: pl.DataFrame, refs: list[str]) -> p
     names = [r.split(":", 1)[1] for r in refs]
     got = got.select(
         pl.col(key).cast(rows.schema[key]),
-        pl.col(TIMESTAMP).cast(rows.schema[TIMESTAMP]),
+        pl.col(TIMESTAMP).cast(rows.schema[when]).alias(when),
         *names,
     )
     joined = rows.join(got, on=on, how="left")
+    if when != TIMESTAMP:
+        joined = joined.drop(when)
     if joined.height != rows.height:
         raise FeatureStoreError(
             f"joining Feast's {got.height} results back gave {joined.height} rows for "

@@ -155,11 +155,20 @@ class FeatureClient:
             with self._lock:
                 if self._store is None:
                     storage.configure_from_settings(self.settings)
+                    self._join_ray()
                     cfg = repo_config(self.settings)
                     from feast import FeatureStore
 
                     self._store = FeatureStore(config=cfg)
         return self._store
+
+    def _join_ray(self) -> None:
+        """With ``features.engine: ray``, join the settings' Ray cluster before Feast
+        does (Feast then reuses the connection instead of starting a cluster of its own)."""
+        if self.settings.features.engine == "ray":
+            from mlops_kit.compute import ray_session
+
+            ray_session(self.settings)
 
     @property
     def definitions(self) -> Any:
@@ -321,7 +330,10 @@ class FeatureClient:
         The window of each view starts at its high-water mark (the previous ``end``), or
         earlier when an ETL run committed since then rewrote an older day (late data):
         then at the start of that day. The online row of an entity is the newest feature
-        row at or before ``end``, as Feast's materialization writes it.
+        row at or before ``end``, as Feast's materialization writes it: with Feast's local
+        engine in this process, or with ``features.engine: ray`` through Feast's Ray
+        compute engine on the settings' Ray cluster (see
+        :mod:`mlops_kit.features.ray_engine`). The result counts the same for both.
 
         Args:
             end: event time up to which to load (exclusive; default now).
@@ -330,6 +342,9 @@ class FeatureClient:
 
         Raises:
             SchemaDriftError: the processed data does not match the feature views.
+            OnlineWriteThrottledError: DynamoDB throttled a write past its retries.
+            OnlineWriteIncompleteError: after Feast's Ray engine, an entity of the window
+                has no online row as new as its newest feature row.
         """
         import time
 
@@ -371,7 +386,12 @@ class FeatureClient:
                 continue
             window = keys.filter((pl.col(TIMESTAMP) >= start) & (pl.col(TIMESTAMP) < end))
             rows, entities = window.height, window[self.catalog.join_key].n_unique()
-            if rows:
+            if rows and self.settings.features.engine == "ray":
+                from mlops_kit.features.ray_engine import materialize_view
+
+                self._join_ray()
+                materialize_view(self, name, start, end, files)
+            elif rows:
 
                 def load(start: datetime = start, name: str = name) -> None:
                     with contextlib.redirect_stdout(io.StringIO()):
