@@ -10,6 +10,7 @@ from typing import Any
 # module name -> extra that provides it
 EXTRAS: dict[str, str] = {
     "feast": "feast",
+    "mmh3": "feast",
     "mlflow": "mlflow",
     "torch": "torch",
     "onnx": "onnx",

@@ -72,3 +72,17 @@ class EngineUnsupportedError(FeatureStoreError):
     """The selected compute engine (``features.engine``) cannot do this correctly."""
 
     code = "FEATURE_ENGINE_UNSUPPORTED"
+
+
+class EntityKeyError(FeatureStoreError, ValueError):
+    """An entity key Feast cannot encode: a join key value of no key kind, out of its
+    kind's range or not valid Unicode, or join keys and values that do not pair up."""
+
+    code = "FEATURE_ENTITY_KEY_INVALID"
+
+
+class OnlineValueError(FeatureStoreError):
+    """A stored online value the direct reader cannot decode: bytes that are not a Feast
+    value, or a kind it does not read (maps, sets, structs)."""
+
+    code = "FEATURE_ONLINE_VALUE_UNREADABLE"

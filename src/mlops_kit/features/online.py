@@ -6,6 +6,9 @@ keep what does not change between calls (table names, serialized entity keys,
 prepared statements, one connection or client) and read exactly the rows and, on
 DynamoDB, only the requested attributes (a ``ProjectionExpression``). They write
 nothing: Feast's materialization owns the tables, so the values are Feast's.
+
+They never import Feast (seconds of a serving replica's start-up): keys are written and
+values read with :mod:`mlops_kit.features.wire`, Feast's formats in plain Python.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from mlops_kit.features import wire
 from mlops_kit.features.catalog import Catalog
 
 _KEY_CACHE_MAX = 100_000
@@ -31,40 +35,18 @@ def _when(ts: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _value(proto: Any) -> Any:
-    kind = proto.WhichOneof("val")
-    if kind is None or kind == "null_val":
-        return None
-    return getattr(proto, kind)
-
-
 class _Keys:
     """Serialized entity keys (and DynamoDB entity ids), cached per device id."""
 
-    def __init__(self, version: int, join_key: str) -> None:
-        from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.infra.online_stores.helpers import compute_entity_id
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        self._serialize = serialize_entity_key
-        self._entity_id = compute_entity_id
-        self._proto = EntityKey
-        self._value = Value
-        self._version = version
-        self._join_key = join_key
+    def __init__(self, join_key: str) -> None:
+        self._join_key = [join_key]
         self._bytes: dict[str, bytes] = {}
         self._ids: dict[str, str] = {}
-
-    def _key(self, device_id: str) -> Any:
-        return self._proto(
-            join_keys=[self._join_key], entity_values=[self._value(string_val=device_id)]
-        )
 
     def serialized(self, device_id: str) -> bytes:
         out = self._bytes.get(device_id)
         if out is None:
-            out = self._serialize(self._key(device_id), entity_key_serialization_version=3)
+            out = wire.serialize_entity_key(self._join_key, [device_id], ["string_val"])
             if len(self._bytes) < _KEY_CACHE_MAX:
                 self._bytes[device_id] = out
         return out
@@ -72,7 +54,7 @@ class _Keys:
     def entity_id(self, device_id: str) -> str:
         out = self._ids.get(device_id)
         if out is None:
-            out = self._entity_id(self._key(device_id), entity_key_serialization_version=3)
+            out = wire.entity_id(self.serialized(device_id))
             if len(self._ids) < _KEY_CACHE_MAX:
                 self._ids[device_id] = out
         return out
@@ -86,12 +68,9 @@ class SqliteReader:
     """Reads Feast's SQLite online tables (one connection per thread)."""
 
     def __init__(self, path: str, project: str, join_key: str) -> None:
-        from feast.protos.feast.types.Value_pb2 import Value
-
         self._path = path
         self._project = project
-        self._keys = _Keys(3, join_key)
-        self._Value = Value
+        self._keys = _Keys(join_key)
         self._local = threading.local()
 
     def _conn(self) -> sqlite3.Connection:
@@ -113,7 +92,7 @@ class SqliteReader:
             f"AND feature_name IN ({','.join('?' * len(features))})"
         )
         out: Rows = {}
-        parse = self._Value.FromString
+        decode = wire.decode_value
         try:
             rows = self._conn().execute(sql, [*keys, *features]).fetchall()
         except sqlite3.OperationalError as exc:
@@ -125,7 +104,7 @@ class SqliteReader:
             entry = out.get(device)
             if entry is None:
                 entry = out[device] = (_when(ts), {})
-            entry[1][name] = _value(parse(blob))
+            entry[1][name] = decode(blob, name)
         return out
 
     def event_times(self, view: str, device_ids: Sequence[str]) -> dict[str, datetime | None]:
@@ -175,7 +154,6 @@ class DynamoReader:
     ) -> None:
         import boto3
         from botocore.config import Config
-        from feast.protos.feast.types.Value_pb2 import Value
 
         self._template = table_template
         self._project = project
@@ -185,8 +163,7 @@ class DynamoReader:
             endpoint_url=endpoint_url,
             config=Config(max_pool_connections=16, retries={"max_attempts": 3}),
         )
-        self._keys = _Keys(3, join_key)
-        self._Value = Value
+        self._keys = _Keys(join_key)
         self.project_features = True
 
     @property
@@ -208,7 +185,7 @@ class DynamoReader:
                 proj.append(f"#v.#f{i}")
             request = {"ProjectionExpression": ", ".join(proj), "ExpressionAttributeNames": names}
         out: Rows = {}
-        parse = self._Value.FromString
+        decode = wire.decode_value
         pending = list(ids)
         table = self.table(view)
         while pending:
@@ -222,7 +199,7 @@ class DynamoReader:
                     when = datetime.fromisoformat(item["event_ts"]["S"])
                     out[device] = (
                         when,
-                        {k: _value(parse(v["B"])) for k, v in values.items() if k in features},
+                        {k: decode(v["B"], k) for k, v in values.items() if k in features},
                     )
                 items = resp.get("UnprocessedKeys") or {}
         return out

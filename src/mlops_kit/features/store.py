@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from mlops_kit import storage
 from mlops_kit.config import Settings
 from mlops_kit.features.catalog import TIMESTAMP, Catalog, catalog_of
-from mlops_kit.features.config import Placement, placement, repo_config
+from mlops_kit.features.config import Placement, placement, repo_config, repo_config_dict
 from mlops_kit.features.errors import (
     FeatureStoreError,
     SchemaDriftError,
@@ -457,7 +457,8 @@ class FeatureClient:
             if p.online_store == "sqlite":
                 self._reader = SqliteReader(p.online_path or "", p.project, self.catalog.join_key)
             else:
-                template = self.store.config.online_store.table_name_template
+                online = repo_config_dict(self.settings)["online_store"]
+                template = online["table_name_template"]
                 self._reader = DynamoReader(
                     template, p.project, p.region, p.dynamodb_endpoint, self.catalog.join_key
                 )
