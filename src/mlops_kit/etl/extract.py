@@ -578,10 +578,9 @@ def record_texts(uri: str, ordinals: set[int], opts: ReadOptions | None = None) 
     out: dict[int, str] = {}
     if fmt == "parquet":
         table, _ = open_parquet(data)
-        for i in sorted(ordinals):
-            if 0 <= i < table.num_rows:
-                out[i] = parquet_record_text(table.slice(i, 1).to_pylist()[0])
-        return out
+        wanted = [i for i in sorted(ordinals) if 0 <= i < table.num_rows]
+        rows = table.take(pa.array(wanted, pa.int64())).to_pylist() if wanted else []
+        return {i: parquet_record_text(row) for i, row in zip(wanted, rows, strict=True)}
     text, _ = open_text(data, opts.encoding)
     records = csv_records(text) if fmt == "csv" else json_records(text)
     last = max(ordinals, default=-1)

@@ -6,12 +6,13 @@ only where the work runs changes::
     extract    one task per group of raw objects (in the order of the local run):
                extract -> normalise -> split the rows by hash(entity) into P partitions
     quality    one task per entity partition: the quality check, with the committed rows
-               of its entities (so uniqueness holds across runs and partitions)
+               of its entities (so uniqueness holds across runs and partitions), and
+               each rejected record's text read back from its raw object
     transform  one task per entity partition: the features of the days the run affects
                (every window is per entity), then its readings and features staged as
                Parquet under the run's staging folder (many writers)
-    commit     the driver: the quarantine's record texts, the quality gate, then one
-               journal and one manifest, the commit point, exactly as the local backend
+    commit     the driver: the quality gate, then one journal and one manifest, the
+               commit point, exactly as the local backend
 
 A row's partition is a fixed hash of its entity id, and each partition keeps the rows in
 the local run's order, so every decision (which of two records with one key is kept,
@@ -165,7 +166,7 @@ def check_task(
     meta = {
         "loaded": readings.num_rows,
         "duplicates_dropped": result.duplicates_dropped,
-        "rejected": result.quarantined,
+        "rejected": quarantine_rows(settings, result.quarantined),
         "dates": dates_of(readings[records.time]),
         **_usage(wall, cpu),
     }
@@ -301,10 +302,7 @@ def run_etl_ray(
         inputs=pending,
         rows_in=sum(m["records_in"] for m in metas),
         rows=record_layout_of(settings).reading_schema.empty_table(),
-        quarantine=pa.concat_tables(
-            [m["rejected"] for m in metas]
-            + ([quarantine_rows(settings, pa.concat_tables(rejected))] if rejected else [])
-        )
+        quarantine=pa.concat_tables([m["rejected"] for m in metas] + rejected)
         if metas
         else QUARANTINE_SCHEMA.empty_table(),
         duplicates_dropped=sum(c["duplicates_dropped"] for c in checked),
