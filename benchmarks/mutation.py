@@ -38,7 +38,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/etl/test_etl.py", "tests/etl/test_bulk.py", "tests/etl/test_hostile.py"],
     ),
     "accounting": (
-        ["src/mlops_kit/etl/run.py"],
+        ["src/mlops_kit/etl/run.py", "src/mlops_kit/etl/zones.py"],
         ["tests/etl/test_etl.py", "tests/etl/test_hostile.py"],
     ),
     "commit": (
