@@ -234,6 +234,23 @@ def test_an_unset_value_is_none() -> None:
     assert wire.decode_value(b"") is None is _feast_value(b"")
 
 
+def test_groups_as_deep_as_protobuf_allows_are_skipped() -> None:
+    blob = b"\x4b" * 100 + b"\x4c" * 100 + Value(int64_val=7).SerializeToString()
+    assert wire.decode_value(blob) == _feast_value(blob) == 7
+
+
+@pytest.mark.parametrize("kind", ["int32_val", "int64_val", "unix_timestamp_val", "bool_val"])
+@pytest.mark.parametrize(
+    "raw", [2, (1 << 31), (1 << 32) - 1, (1 << 32) + 5, (1 << 40), (1 << 63), (1 << 64) - 1]
+)
+def test_any_varint_reads_as_protobuf_reads_it(kind: str, raw: int) -> None:
+    """A varint wider than its field (int32 from a 64-bit varint, bool from 2) reads as
+    protobuf reads it: the low bits, two's complement; any non-zero bool is true."""
+    number = Value.DESCRIPTOR.fields_by_name[kind].number
+    blob = _tag(number, 0) + wire_varint(raw)
+    assert _same(wire.decode_value(blob), _feast_value(blob))
+
+
 def test_every_value_field_is_read_or_refused_by_name() -> None:
     """Each field of Feast's ``Value`` is decoded or refused naming its kind, so a field
     a Feast upgrade adds shows up here."""
@@ -260,6 +277,7 @@ def test_every_value_field_is_read_or_refused_by_name() -> None:
         (b"\x1e", "wire type 6 does not exist"),
         (b"\x1c", "ends without starting"),
         (b"\x1b\x20\x01", "does not end"),
+        (b"\x4b" * 101 + b"\x4c" * 101, "nest deeper than 100"),
     ],
 )
 def test_bytes_that_are_no_value_are_refused_naming_the_feature(blob: bytes, match: str) -> None:

@@ -13,8 +13,8 @@ Feast 0.67 does with ``entity_key_serialization_version`` 3:
 * :func:`decode_value`: ``feast.types.Value.FromString`` followed by reading the set
   field, for every scalar kind and the lists of scalars.
 
-    >>> serialize_entity_key(["device_id"], ["dev-1"])
-    b'\\x01\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\t\\x00\\x00\\x00device_id\\x02\\x00\\x00\\x00\\x05\\x00\\x00\\x00dev-1'
+    >>> serialize_entity_key(["id"], ["a"]).hex()
+    '0100000002000000020000006964020000000100000061'
     >>> decode_value(bytes.fromhex("290000000000c05e40"))
     123.0
 
@@ -28,9 +28,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlops_kit.features.errors import EntityKeyError, OnlineValueError
-
-ENTITY_KEY_VERSION = 3
-"""The ``entity_key_serialization_version`` these functions write (Feast's default)."""
 
 KEY_KINDS: dict[str, int] = {
     "bytes_val": 1,
@@ -359,8 +356,8 @@ def decode_value(data: bytes, feature: str = "value") -> Any:
         feature: the feature's name, for the error message.
 
     Raises:
-        OnlineValueError: the bytes are not a ``Value`` (truncated, a wrong wire type,
-            invalid UTF-8), or the kind is one not read here (maps, sets, structs; listed
+        OnlineValueError: the bytes are not a ``Value`` (truncated, a wire type that
+            does not exist, invalid UTF-8), or the kind is one not read here (maps, sets, structs; listed
             in the message).
     """
     fast = _ONE_FIELD.get(data[:1])
@@ -405,31 +402,33 @@ def decode_value(data: bytes, feature: str = "value") -> Any:
     )
 
 
-def _one_varint(convert: Callable[[int], Any]) -> Callable[[bytes], tuple[Any, int]]:
-    def read(data: bytes) -> tuple[Any, int]:
-        value, end = _varint(data, 1)
-        return convert(value), end
+def _one_field(wire_type: int, convert: Callable[[Any], Any]) -> Callable[[bytes], tuple[Any, int]]:
+    """A reader of a message made of one field of a one-byte tag: ``(value, end)``."""
+    if wire_type == _VARINT:
 
-    return read
+        def read(data: bytes) -> tuple[Any, int]:
+            value, end = _varint(data, 1)
+            return convert(value), end
 
+    elif wire_type == _LEN:
 
-def _one_len(convert: Callable[[bytes], Any]) -> Callable[[bytes], tuple[Any, int]]:
-    def read(data: bytes) -> tuple[Any, int]:
-        size, start = _varint(data, 1)
-        return convert(data[start : start + size]), start + size
+        def read(data: bytes) -> tuple[Any, int]:
+            size, start = _varint(data, 1)
+            return convert(data[start : start + size]), start + size
+
+    else:
+        size = 8 if wire_type == _I64 else 4
+
+        def read(data: bytes) -> tuple[Any, int]:
+            return convert(data[1 : 1 + size]), 1 + size
 
     return read
 
 
 _ONE_FIELD: dict[bytes, Callable[[bytes], tuple[Any, int]]] = {
-    bytes([1 << 3 | _LEN]): _one_len(bytes),
-    bytes([2 << 3 | _LEN]): _one_len(_text),
-    bytes([3 << 3 | _VARINT]): _one_varint(_int(32)),
-    bytes([4 << 3 | _VARINT]): _one_varint(_int(64)),
-    bytes([5 << 3 | _I64]): lambda data: (_F64.unpack_from(data, 1)[0], 9),
-    bytes([6 << 3 | _I32]): lambda data: (_F32.unpack_from(data, 1)[0], 5),
-    bytes([7 << 3 | _VARINT]): _one_varint(bool),
-    bytes([8 << 3 | _VARINT]): _one_varint(_int(64)),
+    bytes([number << 3 | wire_type]): _one_field(wire_type, convert)
+    for number, (_, wire_type, convert) in _SCALARS.items()
+    if number < 16
 }
 """The common case: a message of one scalar field of a one-byte tag, read in one step
 (a result that does not end where the data does goes the general way)."""
