@@ -23,8 +23,8 @@ a driver that dies before the manifest leaves only staging, which the next run d
 and redoes (see :mod:`mlops_kit.etl.lake`).
 
 The manifest's ``execution`` records the backend, the workers, and per stage the wall
-time (the driver's) and the CPU time (summed over the tasks), the tasks and the worker
-processes that ran them.
+time (the driver's), the CPU time and the wall time summed over the tasks (their ratio is
+how busy a task kept its core), the tasks and the worker processes that ran them.
 """
 
 from __future__ import annotations
@@ -226,6 +226,7 @@ def _stage_record(wall: float, results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "wall_s": round(wall, 4),
         "cpu_s": round(sum(r["cpu_s"] for r in results), 4),
+        "task_wall_s": round(sum(r["wall_s"] for r in results), 4),
         "tasks": len(results),
         "workers": len({r["worker"] for r in results}),
     }
