@@ -202,6 +202,14 @@ class FeaturesSettings(_Section):
     online_path: str | None = Field(
         None, description="SQLite online store file (default <home>/features/online.db)."
     )
+    sqlite_writer: Literal["batched", "feast"] = Field(
+        "batched",
+        description=(
+            "How materialization writes the SQLite online store: batched (one upsert "
+            "statement per batch, same tables and values) or feast (Feast's store, one "
+            "upsert per feature value)."
+        ),
+    )
     source_uri: str | None = Field(
         None,
         description=(

@@ -40,7 +40,10 @@ def test_light_modules_do_not_import_feast() -> None:
 def test_local_config(tmp_path: Path) -> None:
     s = load_settings(home=tmp_path)
     cfg = repo_config_dict(s)
-    assert cfg["online_store"] == {"type": "sqlite", "path": str(tmp_path / "features/online.db")}
+    assert cfg["online_store"] == {
+        "type": "mlops_kit.features.sqlite_store.BatchedSqliteOnlineStore",
+        "path": str(tmp_path / "features/online.db"),
+    }
     assert cfg["offline_store"] == {"type": "file"}
     assert cfg["registry"]["registry_type"] == "file"
     assert cfg["registry"]["path"] == str(tmp_path / "features/registry.db")

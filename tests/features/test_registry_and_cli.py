@@ -141,7 +141,8 @@ def test_cli(etl_home: Path, tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
         return res.output
 
-    assert json.loads(run("config"))["online_store"]["type"] == "sqlite"
+    online = json.loads(run("config"))["online_store"]["type"]
+    assert online == "mlops_kit.features.sqlite_store.BatchedSqliteOnlineStore"
     applied = json.loads(run("apply"))
     assert applied["feature_views"] == ["device_hourly", "device_daily"]
     assert applied["feature_services"] == ["device_failure_v1", "device_failure_v2"]

@@ -3,8 +3,10 @@
 There is no ``feature_store.yaml`` to edit: :func:`repo_config_dict` derives it from the
 typed settings, and ``mlops-kit features config`` prints it. Two shapes:
 
-* embedded default (profile ``local``): SQLite online store, file offline store over the
-  processed Parquet, file registry, all under ``<home>/features``;
+* embedded default (profile ``local``): SQLite online store (Feast's tables, each batch
+  written with one upsert by :mod:`mlops_kit.features.sqlite_store` unless
+  ``features.sqlite_writer`` is ``feast``), file offline store over the processed
+  Parquet, file registry, all under ``<home>/features``;
 * AWS: DynamoDB online store (``endpoint_url`` from ``aws.endpoints.dynamodb`` or
   ``aws.endpoint_url``; writes batched and retried by
   :mod:`mlops_kit.features.dynamo`), offline data as Parquet on S3
@@ -29,6 +31,7 @@ from mlops_kit import storage
 from mlops_kit.config import Settings
 
 DYNAMODB_STORE = "mlops_kit.features.dynamo.BatchedDynamoDBOnlineStore"
+SQLITE_STORE = "mlops_kit.features.sqlite_store.BatchedSqliteOnlineStore"
 BROADCAST_JOIN_MB = 1 << 20
 SQL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://", "sqlite:///")
 
@@ -112,7 +115,10 @@ def repo_config_dict(settings: Settings) -> dict[str, Any]:
     p = placement(settings)
     online: dict[str, Any]
     if p.online_store == "sqlite":
-        online = {"type": "sqlite", "path": p.online_path}
+        online = {
+            "type": SQLITE_STORE if settings.features.sqlite_writer == "batched" else "sqlite",
+            "path": p.online_path,
+        }
     else:
         online = {
             "type": DYNAMODB_STORE,
