@@ -1,18 +1,21 @@
-"""SQLite online writes in one ``executemany`` upsert per batch.
+"""SQLite online writes: a batch in a few multi-row upsert statements.
 
 Feast's SQLite store writes a batch with one ``execute`` per feature value from Python
-(the statement looked up, the two timestamps converted, the value's text extracted, per
-call). The online store here is Feast's, with only ``online_write_batch`` replaced by
-:func:`write_rows`:
+(the statement looked up, the two timestamps converted, the value's text extracted, one
+row bound and stepped, per call). The online store here is Feast's, with only
+``online_write_batch`` replaced:
 
-* the rows of a batch are built first: each entity key serialized once, each entity's
-  event and created times converted once (by the adapter Feast registered with
-  :mod:`sqlite3`, so the stored numbers are the ones Feast's would store), then one row
-  per feature value, in the order of the serialized keys (the index inserts then land
-  next to each other: about a quarter less work for SQLite on a fresh table);
-* they are written with one ``executemany`` of Feast's own upsert statement in one
-  transaction (``BEGIN IMMEDIATE``: the write lock is taken up front, waiting up to
-  ``busy_timeout_s`` for another writer).
+* the rows of a batch are built first (:func:`upsert_rows`): each entity key serialized
+  once, each entity's event and created times converted once (by the adapter Feast
+  registered with :mod:`sqlite3`, so the stored numbers are the ones Feast's would
+  store), then one row per feature value, in the order of the serialized keys (the
+  index inserts then land next to each other: about a quarter less work for SQLite on a
+  fresh table);
+* they are written (:func:`write_rows`) in one transaction (``BEGIN IMMEDIATE``: the
+  write lock is taken up front, waiting up to ``busy_timeout_s`` for another writer)
+  with one ``executemany`` of Feast's upsert over :data:`ROWS_PER_STATEMENT` rows at a
+  time (a ``VALUES`` list; SQLite upserts its rows in order, as separate statements
+  would), the rows left over in one last statement.
 
 The table, its columns and the bytes in them are Feast's: ``entity_key`` (Feast's
 serialized key), ``feature_name``, ``value`` (the serialized ``ValueProto``),
@@ -25,7 +28,9 @@ written by Feast's own code.
 The file is switched to write-ahead logging (``journal_mode=WAL``, which stays with the
 file): readers (serving) keep reading the last committed rows while a batch is written,
 and a write does not wait for readers. ``synchronous=FULL`` keeps Feast's durability: a
-committed batch survives a power cut. A crash mid-batch leaves the batch's transaction
+committed batch survives a power cut (with ``NORMAL`` it could be undone after the run
+recorded its interval, and no later run would write it again; ``FULL`` costs one
+``fsync`` per batch). A crash mid-batch leaves the batch's transaction
 uncommitted, so SQLite discards all of it on the next open: every row of the table is
 either the previous value or the new one of a committed batch, never part of a row. The
 run that crashed did not record its interval, so the next materialization writes the
@@ -41,6 +46,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -62,6 +68,9 @@ from mlops_kit.features.config import SQLITE_STORE  # noqa: E402
 
 Row = tuple[bytes, str, bytes, str | None, Any, Any]
 """One upserted row: entity_key, feature_name, value, value_text, event_ts, created_ts."""
+
+ROWS_PER_STATEMENT = 100
+"""Rows per upsert statement (600 parameters; SQLite takes 32,766)."""
 
 WAL_LIMIT = 64 << 20
 """Bytes the write-ahead log is cut back to after a checkpoint (it grows with a batch)."""
@@ -107,12 +116,17 @@ class BatchedSqliteOnlineStore(SqliteOnlineStore):
             progress(len(data))
 
 
-def upsert_sql(table: str) -> str:
-    """Feast's upsert of a row of ``table`` (no vector or ``value_num`` column)."""
+def upsert_sql(table: str, rows: int = 1) -> str:
+    """Feast's upsert of ``rows`` rows of ``table`` (no vector or ``value_num`` column).
+
+    SQLite upserts the rows of a ``VALUES`` list one after the other, so a statement of
+    several rows stores what as many one-row statements would, in that order.
+    """
+    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
     return (
         f"INSERT INTO {_quote_id(table)} "
         "(entity_key, feature_name, value, value_text, event_ts, created_ts) "
-        "VALUES (?, ?, ?, ?, ?, ?) "
+        f"VALUES {values} "
         "ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
         "value_text = excluded.value_text, event_ts = excluded.event_ts, "
         "created_ts = excluded.created_ts;"
@@ -171,9 +185,15 @@ def upsert_rows(
 
 
 def write_rows(
-    conn: sqlite3.Connection, table: str, rows: Iterable[Row], *, busy_timeout_s: float = 60.0
+    conn: sqlite3.Connection,
+    table: str,
+    rows: Iterable[Row],
+    *,
+    busy_timeout_s: float = 60.0,
+    per_statement: int = ROWS_PER_STATEMENT,
 ) -> None:
-    """Upsert ``rows`` into ``table`` with one ``executemany`` in one transaction.
+    """Upsert ``rows`` into ``table``, in order, in one transaction: one ``executemany``
+    of a ``per_statement``-row upsert, then one upsert of the rows left over.
 
     The file is put in write-ahead-log mode first (``synchronous=FULL``; the log is cut
     back to :data:`WAL_LIMIT` bytes after a checkpoint). On any error the transaction is
@@ -189,9 +209,22 @@ def write_rows(
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
+    rest: list[Row] = []
+
+    def statements() -> Iterator[tuple[Any, ...]]:
+        it = iter(rows)
+        while True:
+            block = list(islice(it, per_statement))
+            if len(block) < per_statement:
+                rest.extend(block)
+                return
+            yield tuple(chain.from_iterable(block))
+
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(upsert_sql(table), rows)
+        conn.executemany(upsert_sql(table, per_statement), statements())
+        if rest:
+            conn.execute(upsert_sql(table, len(rest)), tuple(chain.from_iterable(rest)))
     except BaseException:
         conn.rollback()
         raise
