@@ -149,8 +149,8 @@ def _model(rate_per_worker: float, bytes_per_row: float, devices_per_tb: float) 
         f"- 1 TB of raw readings as JSON lines is **{rows / 1e9:.1f} billion rows** "
         f"({bytes_per_row:.0f} bytes a row as generated here).",
         f"- At the measured **{rate_per_worker:,.0f} rows/s per worker**, that is "
-        f"{core_s / 3600:,.0f} worker-hours a day: **{math.ceil(core_s / 86400)} workers** "
-        f"keep up around the clock, **{math.ceil(core_s / 3600)} workers** process a day in "
+        f"{core_s / 3600:,.0f} worker-hours a day: **{math.ceil(core_s / 86400)} "
+        f"worker{'s' * (math.ceil(core_s / 86400) > 1)}** keep up around the clock, **{math.ceil(core_s / 3600)} workers** process a day in "
         "one hour "
         "(each worker one core and about 4 GiB; the RayJob sizes them from `ray.worker_*`).",
     ]
@@ -228,10 +228,17 @@ def _section(res: dict[str, Any]) -> str:
         f"CPU seconds over all stages: local {cpu(loc):.1f} in {loc['wall_s']:.1f} s of wall "
         f"time ({cpu(loc) / loc['wall_s']:.2f} cores busy on average), Ray with 2 workers "
         f"{cpu(two_w):.1f} in {two_w['wall_s']:.1f} s ({cpu(two_w) / two_w['wall_s']:.2f} "
-        f"cores). The Ray tasks were on CPU {busy:.0%} of their own wall time: the rest "
-        "is spent outside the task's process (argument and result transfer through the "
-        "object store, the raylet's scheduling, file I/O), so a second worker adds little "
-        "on this machine; the work itself (CPU seconds) is about the local backend's.",
+        "cores). Neither keeps both cores busy, and the work itself (CPU seconds) is "
+        "about the same: "
+        + (
+            f"the Ray tasks were on CPU {busy:.0%} of their own wall time, the rest spent "
+            "outside the task's process (argument and result transfer through the object "
+            "store, the raylet's scheduling, file I/O)"
+            if tasks
+            else "the Ray tasks' time off CPU (transfer through the object store, the "
+            "raylet's scheduling, file I/O) was not recorded in this run"
+        )
+        + ", so on this machine a second worker adds little.",
     ]
     per_worker = by[("ray", 1)]["rows_per_s"]
     lines += [
