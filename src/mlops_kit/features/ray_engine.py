@@ -35,7 +35,7 @@ Why not Feast's engine alone (Feast 0.67):
   writes blocks in no fixed order, so an entity's older row can overwrite its newest
   (1M rows in 24 hourly files left every device with an older hour); with it on, the Ray
   offline store keeps the newest row with ``groupby().map_groups()``, one pandas call per
-  entity: 191 s for one view of 1M rows of 41,666 devices on 2 cores, against 19 s per
+  entity: 262 s for one view of 1M rows of 41,666 devices on 2 cores, against 18 s per
   view through the steps above, of which step 1 takes under a second (after it each
   entity has one row, so the per-block dedup is exact; docs/benchmarks.md);
 * a failed online write is logged on the worker and skipped, and the job still reports
