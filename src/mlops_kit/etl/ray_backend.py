@@ -46,7 +46,7 @@ from mlops_kit.compute import cluster_cpus, ray_session
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.etl import lake
 from mlops_kit.etl.errors import DataQualityError, EtlError
-from mlops_kit.etl.extract import QUARANTINE_SCHEMA, extract
+from mlops_kit.etl.extract import extract
 from mlops_kit.etl.quality import RuleSet, check
 from mlops_kit.etl.run import (
     Batch,
@@ -57,7 +57,6 @@ from mlops_kit.etl.run import (
     finish,
     gate,
     pending_inputs,
-    processed_part,
     references_of,
     rules_of,
     run_id_for,
@@ -65,13 +64,13 @@ from mlops_kit.etl.run import (
 from mlops_kit.etl.transform import normalise, to_readings
 from mlops_kit.etl.zones import (
     READINGS,
-    by_date,
     dates_of,
     layout_of,
     quarantine_rows,
     read_options,
     read_table,
     record_layout_of,
+    stage_processed,
 )
 
 Progress = Callable[[str, int, int], None]
@@ -192,19 +191,8 @@ def stage_task(
     keep = _only(records.key, partitions, part)
     features = features_for(settings, readings, now, around, affected, keep)
     maybe_fail("etl.ray_partition")
-    layout = layout_of(settings)
-    commit = lake.Commit(layout, run_id)
-    staged = StagedRows()
-    name = f"p{part:04d}"
-    for d, rows in sorted(by_date(readings, records.time).items()):
-        final = processed_part(layout, READINGS, d, run_id, name)
-        commit.stage(final, rows, prefix=name, **records.parquet_options)
-        staged.readings.append(final)
-    for d, rows in sorted(features.items()):
-        final = processed_part(layout, records.spec.feature_table, d, run_id, name)
-        commit.stage(final, rows, prefix=name)
-        staged.features[d.isoformat()] = [final]
-        staged.feature_rows += rows.num_rows
+    commit = lake.Commit(layout_of(settings), run_id)
+    staged = stage_processed(commit, records, readings, features, f"p{part:04d}")
     return {"moves": commit.moves, "staged": staged, **_usage(wall, cpu)}
 
 
@@ -303,9 +291,7 @@ def run_etl_ray(
         inputs=pending,
         rows_in=sum(m["records_in"] for m in metas),
         rows=record_layout_of(settings).reading_schema.empty_table(),
-        quarantine=pa.concat_tables([m["rejected"] for m in metas] + rejected)
-        if metas
-        else QUARANTINE_SCHEMA.empty_table(),
+        quarantine=pa.concat_tables([m["rejected"] for m in metas] + rejected),
         duplicates_dropped=sum(c["duplicates_dropped"] for c in checked),
         checked=True,
         objects=[o for m in metas for o in m["objects"]],
@@ -321,10 +307,7 @@ def run_etl_ray(
     staged = StagedRows()
     for p in parts:
         commit.moves.extend(p["moves"])
-        staged.readings.extend(p["staged"].readings)
-        for day, files in p["staged"].features.items():
-            staged.features.setdefault(day, []).extend(files)
-        staged.feature_rows += p["staged"].feature_rows
+        staged.add(p["staged"])
     timings["commit"] = {"tasks": 0, "workers": 1}
     execution = {
         "backend": "ray",

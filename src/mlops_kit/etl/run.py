@@ -35,6 +35,7 @@ from mlops_kit.etl.zones import (
     QUARANTINE,
     QUARANTINED_OBJECTS,
     READINGS,
+    StagedRows,
     by_date,
     check_spec_evolution,
     dates_of,
@@ -46,6 +47,7 @@ from mlops_kit.etl.zones import (
     read_table,
     record_layout_of,
     redact,
+    stage_processed,
     warehouse_of,
     warehouse_table,
 )
@@ -94,6 +96,8 @@ class EtlResult:
     report_json_uri: str | None = None
     report_html_uri: str | None = None
     manifest_uri: str | None = None
+    execution: dict[str, Any] = field(default_factory=dict)
+    """Where the run ran and its time per stage (the manifest's ``execution``)."""
 
     @property
     def balanced(self) -> bool:
@@ -367,34 +371,9 @@ def load(settings: Settings, batch: Batch) -> EtlResult:
         around, affected = feature_days(settings, dates_of(readings[records.time]))
         feature_tables = features_for(settings, readings, batch.now, around, affected)
     started = (time.perf_counter(), time.process_time())
-    staged = StagedRows()
-    for d, part in sorted(by_date(readings, records.time).items()):
-        final = processed_part(layout, READINGS, d, run_id)
-        commit.stage(final, part, **records.parquet_options)
-        staged.readings.append(final)
-    for d, part in sorted(feature_tables.items()):
-        final = processed_part(layout, records.spec.feature_table, d, run_id)
-        commit.stage(final, part)
-        staged.features[d.isoformat()] = [final]
-        staged.feature_rows += part.num_rows
+    staged = stage_processed(commit, records, readings, feature_tables)
     execution = {"backend": "local", "workers": 1}
     return finish(settings, batch, commit, staged, execution, ("load", *started))
-
-
-@dataclass
-class StagedRows:
-    """The processed files a backend staged for one run."""
-
-    readings: list[str] = field(default_factory=list)
-    features: dict[str, list[str]] = field(default_factory=dict)
-    """Feature files by the day (ISO date) they replace."""
-    feature_rows: int = 0
-
-
-def processed_part(layout: lake.Layout, table: str, d: date, run_id: str, part: str = "") -> str:
-    """The final path of one file of a run's output in a processed table's day."""
-    name = f"part-{run_id}{'-' + part if part else ''}.parquet"
-    return storage.join(layout.processed_uri, table, f"date={d}", name)
 
 
 def finish(
@@ -414,7 +393,8 @@ def finish(
     """
     layout = layout_of(settings)
     run_id, now, quarantine = batch.run_id, batch.now, batch.quarantine
-    features = record_layout_of(settings).spec.feature_table
+    spec = record_layout_of(settings).spec
+    features = spec.feature_table
     outputs: dict[str, dict[str, list[str]]] = {
         READINGS: {"added": list(staged.readings), "removed": []},
         features: {"added": [], "removed": []},
@@ -449,6 +429,7 @@ def finish(
     }
 
     accounting = batch.accounting
+    ran = {**execution, "stages": batch.timings}
     table = warehouse_table(settings)
     commit.warehouse = {"table": table, "files": feature_files, "run_id": run_id}
     manifest = {
@@ -463,9 +444,9 @@ def finish(
         "notes": batch.notes,
         "report": batch.report,
         "warehouse": {"url": redact(settings.warehouse.url), "table": table},
-        "execution": {**execution, "stages": batch.timings},
-        "dataset": record_layout_of(settings).spec.lineage(),
-        "dataset_spec": record_layout_of(settings).spec.model_dump(mode="json"),
+        "execution": ran,
+        "dataset": spec.lineage(),
+        "dataset_spec": spec.model_dump(mode="json"),
     }
     commit.commit(manifest, loader(settings))
     return EtlResult(
@@ -485,6 +466,7 @@ def finish(
         report_json_uri=batch.report.get("json"),
         report_html_uri=batch.report.get("html"),
         manifest_uri=lake._manifest_uri(layout, manifest),
+        execution=ran,
     )
 
 

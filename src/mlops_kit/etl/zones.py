@@ -1,6 +1,7 @@
-"""The lake's zones as of the last commit: layouts, committed tables, the warehouse.
+"""The lake's zones as of the last commit: layouts, committed tables, the warehouse, and
+where a run stages its processed files.
 
-What every ETL backend reads the same way (the local one in :mod:`mlops_kit.etl.run`, the
+What every ETL backend reads and stages the same way (the local one in :mod:`mlops_kit.etl.run`, the
 Ray one in :mod:`mlops_kit.etl.ray_backend`).
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -218,3 +220,49 @@ def check_spec_evolution(settings: Settings) -> None:
             f"({old.name} v{old.version})",
             problems,
         )
+
+
+@dataclass
+class StagedRows:
+    """The processed files a backend staged for one run."""
+
+    readings: list[str] = field(default_factory=list)
+    features: dict[str, list[str]] = field(default_factory=dict)
+    """Feature files by the day (ISO date) they replace."""
+    feature_rows: int = 0
+
+    def add(self, other: StagedRows) -> None:
+        """Take in what another writer of the same run staged."""
+        self.readings.extend(other.readings)
+        for day, files in other.features.items():
+            self.features.setdefault(day, []).extend(files)
+        self.feature_rows += other.feature_rows
+
+
+def stage_processed(
+    commit: lake.Commit,
+    records: RecordLayout,
+    readings: pa.Table,
+    features: dict[date, pa.Table],
+    part: str = "",
+) -> StagedRows:
+    """Stage a run's processed readings and feature partitions, one file per day
+    (``part`` names the writer when several stage files of one run)."""
+    layout, run_id = commit.layout, commit.run_id
+    staged = StagedRows()
+    for d, rows in sorted(by_date(readings, records.time).items()):
+        final = processed_part(layout, READINGS, d, run_id, part)
+        commit.stage(final, rows, prefix=part, **records.parquet_options)
+        staged.readings.append(final)
+    for d, rows in sorted(features.items()):
+        final = processed_part(layout, records.spec.feature_table, d, run_id, part)
+        commit.stage(final, rows, prefix=part)
+        staged.features[d.isoformat()] = [final]
+        staged.feature_rows += rows.num_rows
+    return staged
+
+
+def processed_part(layout: lake.Layout, table: str, d: date, run_id: str, part: str = "") -> str:
+    """The final path of one file of a run's output in a processed table's day."""
+    name = f"part-{run_id}{'-' + part if part else ''}.parquet"
+    return storage.join(layout.processed_uri, table, f"date={d}", name)

@@ -272,12 +272,10 @@ def etl_run_step(
         "manifest_uri": result.manifest_uri or "",
         "report_html_uri": result.report_html_uri or "",
     }
-    if result.manifest_uri:
-        execution = storage.read_json(result.manifest_uri).get("execution", {})
-        for stage, t in execution.get("stages", {}).items():
-            for key in ("wall_s", "cpu_s"):
-                if key in t:
-                    meta[f"stage_{stage}_{key}"] = t[key]
+    for stage, t in result.execution.get("stages", {}).items():
+        for key in ("wall_s", "cpu_s"):
+            if key in t:
+                meta[f"stage_{stage}_{key}"] = t[key]
     metrics.metadata.update(meta)
     if result.report_html_uri:
         storage.write_bytes(report.path, storage.read_bytes(result.report_html_uri))
