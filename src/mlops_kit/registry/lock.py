@@ -81,8 +81,7 @@ def _table() -> Any:
     )
 
 
-@contextmanager
-def sql_lease(uri: str, name: str, ttl_s: float, timeout_s: float) -> Iterator[str]:
+def _sql_lease(uri: str, name: str, ttl_s: float, timeout_s: float) -> Iterator[str]:
     """Hold the lease row ``name`` in the database at ``uri`` for the block."""
     import sqlalchemy as sa
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -136,8 +135,7 @@ def sql_lease(uri: str, name: str, ttl_s: float, timeout_s: float) -> Iterator[s
             conn.execute(table.delete().where(table.c.name == name, table.c.owner == me))
 
 
-@contextmanager
-def file_lock(path: str, timeout_s: float) -> Iterator[str]:
+def _file_lock(path: str, timeout_s: float) -> Iterator[str]:
     """Hold an exclusive ``flock`` on ``path`` for the block."""
     import fcntl
 
@@ -184,8 +182,7 @@ def s3_client() -> Any:
     return boto3.client("s3", region_name=opts.region, endpoint_url=opts.endpoint_url)
 
 
-@contextmanager
-def s3_lease(uri: str, ttl_s: float, timeout_s: float) -> Iterator[str]:
+def _s3_lease(uri: str, ttl_s: float, timeout_s: float) -> Iterator[str]:
     """Hold a lease object at ``uri`` (created with ``If-None-Match: *``) for the block."""
     from botocore.exceptions import ClientError
 
@@ -230,8 +227,7 @@ def s3_lease(uri: str, ttl_s: float, timeout_s: float) -> Iterator[str]:
             pass
 
 
-@contextmanager
-def registry_lock(
+def _registry_lock(
     tracking_uri: str,
     state_uri: str,
     model: str,
@@ -264,6 +260,13 @@ def registry_lock(
         with file_lock(path, timeout_s) as me:
             yield me
 
+
+# The context managers are wrapped by assignment rather than decorated, so that mutation
+# testing (``make mutation``), which leaves decorated functions alone, reaches their bodies.
+sql_lease = contextmanager(_sql_lease)
+file_lock = contextmanager(_file_lock)
+s3_lease = contextmanager(_s3_lease)
+registry_lock = contextmanager(_registry_lock)
 
 __all__ = [
     "LOCK_TABLE",
