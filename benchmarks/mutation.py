@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -113,9 +114,13 @@ def run_target(name: str, work: Path, max_children: int) -> dict[str, object]:
     _configure(dest, modules, tests)
     mutmut = Path(sys.executable).parent / "mutmut"
     t0 = time.perf_counter()
+    # tests that start subprocesses (the promotion race, the CLI) import the mutants too:
+    # the mutant under test reaches them through MUTANT_UNDER_TEST in the environment
+    env = {**os.environ, "PYTHONPATH": str(dest / "mutants" / "src")}
     run = subprocess.run(
         [str(mutmut), "run", "--max-children", str(max_children)],
         cwd=dest,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
