@@ -1,7 +1,8 @@
 """The Ray Serve application on a local Ray cluster: the stable answers over HTTP and
-names its version, a canary takes its share of traffic, a version moves in place
-(``reconfigure``, same replicas) with no failed request, requests are batched across
-callers, and /metrics counts it all."""
+names its version (its replica never imported MLflow: it loaded the files deploy() located),
+a canary takes its share of traffic, a version moves in place (``reconfigure``, same
+replicas) with no failed request, requests are batched across callers, and /metrics counts
+it all."""
 
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ def test_the_stable_answers_over_http_and_names_its_version(cluster) -> None:
         in metrics
     )
     assert status(s)["served"] == {"stable": cluster["v1"], "canary": None}
+    # the replica loaded the files deploy() located for it: no MLflow, SQLAlchemy, Feast
+    from ray import serve
+
+    info = serve.get_deployment_handle("stable", s.serving.app_name).describe.remote().result()
+    assert info["version"] == cluster["v1"] and info["heavy"] == [], info["heavy"]
 
 
 def _traffic(s: Any) -> Any:
@@ -126,7 +132,7 @@ def test_the_canary_takes_its_share_and_a_version_moves_in_place(cluster) -> Non
             threading.Event().wait(0.05)
     assert before is not None
     after = stable.describe.remote().result()
-    assert after["replica"] == replica and after["version"] == v2
+    assert after["replica"] == replica and after["version"] == v2 and after["heavy"] == []
     statuses = [code for code, _ in client.answers]
     assert statuses and all(code == 200 for code in statuses), sorted(set(statuses))
     assert client.answers[-1][1] == v2

@@ -1,10 +1,18 @@
 """The inference service and its HTTP API, for both bundled datasets: the champion scores
 requests with online or given features, names its version, follows the alias, refuses
-bad requests by field, and speaks the Open Inference Protocol."""
+bad requests by field, and speaks the Open Inference Protocol. A model reference (what a
+Ray Serve replica is given) serves the same scores from the files it names, locally or on
+S3, without importing MLflow; missing or damaged files are refused naming the version."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +201,173 @@ def test_mlops_kit_serve_answers_over_http(served, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+HEAVY = ("mlflow", "sqlalchemy", "feast", "torch", "onnx")
+
+
+def _located(s: Any, version: str = "champion") -> Any:
+    from mlops_kit.registry.registry import ModelRegistry
+
+    registry = ModelRegistry(s)
+    return registry.locate(registry.default_name(None), version)
+
+
+def test_a_reference_serves_like_the_registry_in_a_process_without_mlflow(
+    served, tmp_path: Path
+) -> None:
+    """What a Ray Serve replica does with the reference deploy() gives it, in a fresh
+    interpreter: the files it names are loaded, and no heavy library is imported."""
+    from mlops_kit.serving import InferenceService
+
+    s = served["settings"]
+    key = spec_of(s).entity.join_key
+    ref = _located(s)
+    requests = [{key: i} for i in sorted(_newest(s))[:3]]
+    want = InferenceService(s, online=served["online"]).predict(requests)
+    (tmp_path / "settings.json").write_text(s.model_dump_json())
+    code = (
+        "import json, sys\n"
+        "from mlops_kit.config import Settings\n"
+        "from mlops_kit.serving.service import InferenceService\n"
+        "settings = Settings.model_validate_json(open(sys.argv[1]).read())\n"
+        "service = InferenceService(settings, reference=json.loads(sys.argv[2]))\n"
+        "service.warm_up()\n"
+        "answers = service.predict(json.loads(sys.argv[3]))\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print(json.dumps({'answers': answers, 'heavy': heavy}))\n"
+    )
+    argv = [str(tmp_path / "settings.json"), json.dumps(ref.to_dict()), json.dumps(requests)]
+    run = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["heavy"] == []
+    assert [a["model_version"] for a in out["answers"]] == [ref.version] * len(requests)
+    got = [a["score"] for a in out["answers"]]
+    assert got == pytest.approx([a["score"] for a in want], rel=1e-6)
+
+
+def _copy(ref: Any, folder: Path) -> Any:
+    """The reference's files copied into ``folder``, and a reference to the copies."""
+    folder.mkdir()
+    graph_folder = Path(ref.graph).parent
+    for name in ("model.onnx", *ref.graph_data):
+        shutil.copy(graph_folder / name, folder / name)
+    shutil.copy(ref.preprocess, folder / "preprocess.json")
+    return replace(
+        ref, graph=str(folder / "model.onnx"), preprocess=str(folder / "preprocess.json")
+    )
+
+
+def test_a_reference_to_missing_or_damaged_files_is_refused_naming_the_version(
+    served, tmp_path: Path
+) -> None:
+    from mlops_kit.serving import InferenceService
+    from mlops_kit.serving.errors import ModelFilesError
+
+    s = served["settings"]
+    ref = _copy(_located(s), tmp_path / "copy")
+    service = InferenceService(s, reference=ref, online=served["online"])
+    assert service.model.version == ref.version
+    (tmp_path / "garbage").write_bytes(b"\x00not a graph, not JSON\xff")
+    cases = {
+        "no graph": replace(ref, graph=str(tmp_path / "gone.onnx")),
+        "a damaged graph": replace(ref, graph=str(tmp_path / "garbage")),
+        "no statistics": replace(ref, preprocess=str(tmp_path / "gone.json")),
+        "damaged statistics": replace(ref, preprocess=str(tmp_path / "garbage")),
+    }
+    if ref.graph_data:  # MLflow saves weights of more than 1 KiB beside the graph
+        cases["no external data"] = _copy(ref, tmp_path / "no-data")
+        (Path(cases["no external data"].graph).parent / ref.graph_data[0]).unlink()
+    for what, bad in cases.items():
+        with pytest.raises(ModelFilesError) as err:
+            InferenceService(s, reference=bad)
+        message = str(err.value)
+        assert f"version {ref.version} of '{ref.name}'" in message, (what, message)
+        assert "Deploy again" in message and str(tmp_path) in message, (what, message)
+        # a running service keeps serving what it had
+        with pytest.raises(ModelFilesError):
+            service.serve_version(None, replace(bad, version="999"))
+        assert service.model.version == ref.version
+    malformed = {**ref.to_dict(), "graph": ""}
+    with pytest.raises(ModelFilesError, match="'graph' must be a non-empty string"):
+        InferenceService(s, reference=malformed)
+    outside = {**ref.to_dict(), "graph_data": ["../../elsewhere.data"]}
+    with pytest.raises(ModelFilesError, match="is not a file name in the graph's folder"):
+        InferenceService(s, reference=outside)
+
+
+def test_a_reference_on_s3_is_read_through_the_settings_endpoint(
+    served, s3_bucket: str, moto_endpoint: str
+) -> None:
+    from mlops_kit import storage
+    from mlops_kit.serving import InferenceService
+
+    s = served["settings"]
+    ref = _located(s)
+    base = f"s3://{s3_bucket}/models/{ref.version}"
+    folder = str(Path(ref.graph).parent)
+    for name in ("model.onnx", *ref.graph_data):
+        storage.write_bytes(f"{base}/{name}", storage.read_bytes(storage.join(folder, name)))
+    storage.write_bytes(f"{base}/preprocess.json", storage.read_bytes(ref.preprocess))
+    on_s3 = replace(ref, graph=f"{base}/model.onnx", preprocess=f"{base}/preprocess.json")
+    storage.configure_s3("us-east-1", None)  # only the settings name moto's endpoint now
+    aws = s.aws.model_copy(update={"endpoint_url": moto_endpoint})
+    service = InferenceService(s.model_copy(update={"aws": aws}), reference=on_s3)
+    local = InferenceService(s, reference=ref)
+    rows = {n: [0.5, 2.0] for n in local.model.features}
+    np_got, np_want = service.model.predictor.predict(rows), local.model.predictor.predict(rows)
+    assert list(np_got) == pytest.approx(list(np_want), rel=1e-7)
+
+
+def test_a_driver_falls_back_to_the_registry_for_files_storage_cannot_read(
+    served, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("ray")
+    from mlops_kit.registry.errors import ModelNotFoundError
+    from mlops_kit.registry.names import TAG_MODEL_ID
+    from mlops_kit.registry.registry import ModelRegistry
+    from mlops_kit.serving.ray_app import locate
+
+    s = served["settings"]
+    registry = ModelRegistry(s)
+    name = registry.default_name(None)
+    version = registry.aliases(name)["champion"]
+    got = locate(s, {"stable": version, "canary": None})
+    assert got["stable"] == _located(s, version).to_dict() and got["canary"] is None
+    model_id = registry.version(name, version).tags[TAG_MODEL_ID]
+    registry.client.set_model_version_tag(name, version, TAG_MODEL_ID, "m-nowhere")
+    try:
+        with caplog.at_level("WARNING", logger="mlops_kit.serving"):
+            assert locate(s, {"stable": version}) == {"stable": None}
+    finally:
+        registry.client.set_model_version_tag(name, version, TAG_MODEL_ID, model_id)
+    assert f"load version {version} of '{name}' through the registry" in caplog.text
+    with pytest.raises(ModelNotFoundError, match="has no version 999"):
+        locate(s, {"stable": "999"})
+
+
+def test_an_ingress_serves_a_stable_following_the_alias_under_its_version(served) -> None:
+    from mlops_kit.serving.router import ServeRouter
+
+    class Handle:
+        """Stands in for a Ray Serve deployment handle: ``describe.remote()`` answers."""
+
+        def __init__(self, info: dict[str, Any]) -> None:
+            self.info = info
+            self.describe = self
+
+        async def remote(self) -> dict[str, Any]:
+            return self.info
+
+    s = served["settings"]
+    stable = Handle({"version": "4", "metadata": {"name": "m"}})
+    router = ServeRouter(stable, Handle({"version": None}), s, "m", "champion", [])
+    router.set_traffic(None, None, 0.0)
+    asyncio.run(router.refresh())
+    assert router.served == {"stable": "4", "canary": None} and router.versions() == ["4"]
+    router.set_traffic("3", None, 0.0)  # pinned: the configured version stands
+    asyncio.run(router.refresh())
+    assert router.served["stable"] == "3"

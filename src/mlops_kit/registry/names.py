@@ -27,6 +27,8 @@ TAG_SAGEMAKER = "mlops_kit.sagemaker_package_arn"
 ONNX_MODEL_NAME = "model"
 PREPROCESS_ARTIFACT = "preprocessing/preprocess.json"
 TORCH_ARTIFACT = "torch/model.pt"
+SERVING_TAGS = ("mlops_kit.dataset", "mlops_kit.dataset_version")
+"""Version tags serving checks against the settings (the dataset the model was trained on)."""
 TAG_VALUE_MAX = 4900
 """Longest tag value written (longer values are cut to fit MLflow's limit)."""
 
@@ -36,6 +38,7 @@ __all__ = [
     "ONNX_MODEL_NAME",
     "PREPROCESS_ARTIFACT",
     "PREVIOUS",
+    "SERVING_TAGS",
     "TAG_APPROVAL",
     "TAG_HISTORY",
     "TAG_MODEL_ID",

@@ -29,6 +29,7 @@ from mlops_kit.registry.lock import registry_lock
 from mlops_kit.registry.names import (
     ONNX_MODEL_NAME,
     PREPROCESS_ARTIFACT,
+    SERVING_TAGS,
     TAG_HISTORY,
     TAG_MODEL_ID,
     TAG_ONNX_SHA,
@@ -227,6 +228,78 @@ class RegistryVersions:
                 ) from None
             self._models[key] = self._download(str(mv.run_id), location)
         return self._models[key]
+
+    def locate(self, name: str, ref: str | int) -> Any:
+        """A :class:`~mlops_kit.model.reference.ModelReference` to a version (a number or an
+        alias): the URIs of its ONNX graph (with the graph's external data files) and of its
+        preprocessing statistics, checked readable through :mod:`mlops_kit.storage`, and its
+        dataset tags, so that a serving process loads it without MLflow.
+
+        Artifacts a tracking server proxies (``mlflow-artifacts:`` URIs) are read under
+        ``<storage.models_uri>/mlflow-artifacts``, the server's ``--artifacts-destination``
+        (docs/tracking.md).
+
+        Raises:
+            ModelNotFoundError: no such model, version or alias.
+            MissingArtifactError: the graph or the statistics cannot be read there.
+        """
+        from mlops_kit.errors import StorageError
+        from mlops_kit.model.errors import ModelError
+        from mlops_kit.model.predictor import external_data_files
+        from mlops_kit.model.reference import ModelReference
+
+        mv = self.version(name, ref)
+        tags = mv.tags or {}
+        model_id = tags.get(TAG_MODEL_ID) or str(mv.source).removeprefix("models:/")
+        where = f"version {mv.version} of '{name}'"
+        try:
+            folder = self.client.get_logged_model(model_id).artifact_location
+            run_root = self.client.get_run(str(mv.run_id)).info.artifact_uri
+        except Exception as exc:
+            raise MissingArtifactError(f"{where} has no ONNX model ({mv.source}): {exc}") from None
+        folder = self._storage_uri(folder, where)
+        graph = storage.join(folder, "model.onnx")
+        pre = storage.join(self._storage_uri(run_root, where), PREPROCESS_ARTIFACT)
+        try:
+            data = external_data_files(storage.read_bytes(graph))
+            needed = (pre, *(storage.join(folder, d) for d in data))
+            lacking = [u for u in needed if not storage.exists(u)]
+        except (StorageError, ModelError) as exc:
+            raise MissingArtifactError(f"{where}: cannot read its ONNX graph: {exc}") from None
+        if lacking:
+            raise MissingArtifactError(f"{where}: {', '.join(lacking)} cannot be read")
+        return ModelReference(
+            name=name,
+            version=str(mv.version),
+            graph=graph,
+            preprocess=pre,
+            graph_data=tuple(data),
+            alias=None if str(ref).isdigit() else str(ref),
+            tags={k: str(tags[k]) for k in SERVING_TAGS if k in tags},
+        )
+
+    def _storage_uri(self, uri: str, where: str) -> str:
+        """``uri`` (an MLflow artifact URI) as :mod:`mlops_kit.storage` reads it."""
+        from urllib.parse import urlsplit
+
+        from mlops_kit.tracking.target import ARTIFACTS_DIR
+
+        scheme = urlsplit(uri).scheme
+        if scheme == "mlflow-artifacts":
+            models = self.settings.storage.models_uri
+            if not models:
+                raise MissingArtifactError(
+                    f"{where}: its artifacts are proxied by the tracking server ({uri}); set "
+                    "storage.models_uri to the folder holding the server's "
+                    f"--artifacts-destination ({ARTIFACTS_DIR}/)"
+                )
+            return storage.join(str(models), ARTIFACTS_DIR, urlsplit(uri).path.lstrip("/"))
+        if scheme in ("", "file", "s3") or len(scheme) == 1:  # one letter: a Windows drive
+            return uri if scheme == "s3" else storage.resolve(uri)[1]
+        raise MissingArtifactError(
+            f"{where}: its artifacts are at {uri}, which mlops_kit.storage cannot read "
+            f"(it reads {', '.join(storage.SUPPORTED_SCHEMES)})"
+        )
 
     def reference_model(self, name: str, ref: str | int) -> tuple[Any, float, float]:
         """``(torch_model, atol, rtol)``: the weights logged with a version's run and the

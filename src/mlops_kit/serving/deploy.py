@@ -191,6 +191,8 @@ def serve_config(
     canary_weight: float = 0.0,
     canary_fault_rate: float = 0.0,
     step: int = 0,
+    stable_model: Mapping[str, Any] | None = None,
+    canary_model: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Ray Serve config file of the inference service (``serve deploy`` schema).
 
@@ -201,7 +203,8 @@ def serve_config(
     replicas build their settings from the ``MLOPS_KIT_*`` variables of the application's
     ``runtime_env`` (see :func:`replica_env`). Its deployments: ``ingress`` (the weight in its
     ``user_config``), ``stable`` and ``canary`` (``{"version": ...}``: None follows the
-    alias on the stable, leaves the canary idle), the model deployments with
+    alias on the stable, leaves the canary idle; with the version's model reference as
+    ``model`` when one is given), the model deployments with
     ``serving.replicas`` replicas and ``serving.max_ongoing_requests``; each with the CPUs
     of :data:`ACTOR_CPUS`. The HTTP proxy binds ``serving.host:serving.port``.
 
@@ -213,11 +216,30 @@ def serve_config(
         canary_fault_rate: share of the canary's requests failed on purpose (a rollback
             rehearsal; 0 in production).
         step: the rollout step (published as a metric).
+        stable_model: the stable version's model reference
+            (:meth:`~mlops_kit.registry.versions.RegistryVersions.locate`, as ``to_dict()``),
+            put in the stable's ``user_config`` as ``model``: its replicas load the files
+            it names instead of looking the version up in the registry.
+        canary_model: the same for the canary version.
 
     Raises:
         ServingConfigError: naming the bad argument or setting.
     """
     weight = _check_rollout(stable_version, canary_version, canary_weight)
+    models = {"stable": stable_model, "canary": canary_model}
+    versions = {"stable": stable_version, "canary": canary_version}
+    for side, ref in models.items():
+        if ref is None:
+            continue
+        of = ref.get("version") if isinstance(ref, Mapping) else None
+        if of is None or of != versions[side]:
+            what = f"a reference to version {of!r}" if of is not None else f"{ref!r}"
+            raise ServingConfigError(
+                f"{side}_model: {what} is no model reference of {side}_version "
+                f"{versions[side]!r}; pass the reference ray_app.locate gives for that "
+                f"version (or None, and the {side}'s replicas look it up in the registry)",
+                field=f"{side}_model",
+            )
     serving = settings.serving
     rollout: dict[str, Any] = {"stable_version": stable_version, "canary_version": canary_version}
     rollout["canary_weight"] = weight
@@ -226,6 +248,9 @@ def serve_config(
         "stable": {"version": stable_version},
         "canary": {"version": canary_version, "fault_rate": canary_fault_rate},
     }
+    for side, ref in models.items():
+        if ref is not None:
+            user_configs[side]["model"] = dict(ref)
     sizes = {"num_replicas": serving.replicas, "max_ongoing_requests": serving.max_ongoing_requests}
     deployments = [
         {

@@ -21,6 +21,13 @@ class BadRequestError(ServingError):
         self.errors = errors
 
 
+class ModelFilesError(ServingError):
+    """The files a model reference names cannot be loaded (missing, unreadable, damaged), or
+    the reference itself is malformed; the message names the version and the fix."""
+
+    code = "SERVING_MODEL_FILES"
+
+
 class MonitoringError(ServingError):
     """A metric label, a window snapshot or a histogram handed to monitoring is invalid."""
 

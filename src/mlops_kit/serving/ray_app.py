@@ -15,17 +15,22 @@ in). Batching is adaptive: ``batch_wait_timeout_s`` 0 scores whatever is queued 
 and batches grow by themselves while the previous one runs.
 
 :func:`deploy`, :func:`status` and :func:`shutdown` drive it from a driver process (the
-CLI's ``mlops-kit serve up | status | down``, the rollout controller, tests).
+CLI's ``mlops-kit serve up | status | down``, the rollout controller, tests). The driver
+looks each version up in the registry (:func:`locate`) and hands the replicas a model
+reference in their ``user_config``: where the version's ONNX graph and preprocessing
+statistics lie. A replica loads them through :mod:`mlops_kit.storage` and imports neither
+MLflow nor SQLAlchemy on the way to its first answer (``describe()`` lists the heavy
+libraries its process holds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-import random
+import sys
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from mlops_kit._lazy import require
@@ -35,11 +40,19 @@ require("ray.serve", "serving with Ray Serve")
 from ray import serve  # noqa: E402
 
 from mlops_kit.config import Settings  # noqa: E402
-from mlops_kit.serving.deploy import ACTOR_CPUS  # noqa: E402
 from mlops_kit.serving.errors import BadRequestError, ServingError  # noqa: E402
-from mlops_kit.serving.router import Reply, Router, bad_request  # noqa: E402
+from mlops_kit.serving.router import (  # noqa: E402
+    CANARY,
+    STABLE,
+    Reply,
+    ServeRouter,
+    bad_request,
+)
 
-STABLE, CANARY, INGRESS = "stable", "canary", "ingress"
+log = logging.getLogger("mlops_kit.serving")
+INGRESS = "ingress"
+HEAVY_MODULES = ("mlflow", "sqlalchemy", "feast", "torch", "onnx")
+"""Libraries a model replica has no need of (``describe()`` reports those imported)."""
 
 
 def _settings(payload: dict[str, Any]) -> Settings:
@@ -53,10 +66,14 @@ def _envelope(reply: Reply, **extra: Any) -> dict[str, Any]:
 class ModelServer:
     """One model deployment's replica: a pinned :class:`InferenceService`, batched.
 
-    ``user_config``: ``{"version": "<v>" | None, "fault_rate": 0.0}``. The stable side with
-    no version follows the alias; the canary with none is idle: the ingress sends it
-    nothing, and requests still on their way when it went idle are answered by the model
-    it had (one never given a version answers 503).
+    ``user_config``: ``{"version": "<v>" | None, "model": <reference> | None,
+    "fault_rate": 0.0}``. ``model``, a :class:`~mlops_kit.model.reference.ModelReference`
+    as ``to_dict()`` (what :func:`deploy` locates in the registry), names the version's
+    files: the replica loads them through :mod:`mlops_kit.storage` and never imports
+    MLflow. Without one the replica looks the version up in the registry itself. The
+    stable side with no version follows the alias; the canary with none is idle: the
+    ingress sends it nothing, and requests still on their way when it went idle are
+    answered by the model it had (one never given a version answers 503).
     ``fault_rate`` fails that share of requests with a 500, to rehearse a rollback: exactly
     that share, spread evenly (request n fails when ``floor(n * rate)`` steps up), so any
     window of the canary's requests holds its failures.
@@ -82,17 +99,20 @@ class ModelServer:
         self.fault_rate = float(config.get("fault_rate") or 0.0)
         if version is None and self.role == CANARY:
             return  # idle: the ingress stops sending; stragglers get the loaded model
-        await asyncio.to_thread(self._load, None if version is None else str(version))
+        version = None if version is None else str(version)
+        await asyncio.to_thread(self._load, version, config.get("model"))
 
-    def _load(self, version: str | None) -> None:
+    def _load(self, version: str | None, reference: dict[str, Any] | None) -> None:
         from mlops_kit.serving.service import InferenceService
 
         if self.service is None:
-            service = InferenceService(self.settings, self.model_name, self.alias, version=version)
+            service = InferenceService(
+                self.settings, self.model_name, self.alias, version=version, reference=reference
+            )
             service.warm_up()
             self.service = service
         else:
-            self.service.serve_version(version)
+            self.service.serve_version(version, reference)
         self.drift = _drift_monitor(self.service)
 
     def _unavailable(self) -> dict[str, Any] | None:
@@ -150,13 +170,17 @@ class ModelServer:
         return _envelope(Reply(200, out, version, self.role))
 
     def describe(self) -> dict[str, Any]:
-        """The version served, its features and metadata, and the input drift (PSI)."""
+        """The version served, its features and metadata, the input drift (PSI), and which
+        of the heavy libraries the replica's process has imported."""
+        heavy = sorted(m for m in HEAVY_MODULES if m in sys.modules)
         if self.service is None:
-            return {"role": self.role, "version": None, "replica": self.replica}
+            return {"role": self.role, "version": None, "replica": self.replica, "heavy": heavy}
         psi = self.drift.psi() if self.drift is not None else {}
         return {
             "role": self.role,
             "replica": self.replica,
+            "heavy": heavy,
+            "name": self.service.name,
             "version": self.service.model.version,
             "features": list(self.service.model.features),
             "metadata": self.service.metadata_v2(),
@@ -174,114 +198,6 @@ def _drift_monitor(service: Any) -> Any:
     return DriftMonitor(profile) if profile else None
 
 
-class ServeRouter(Router):
-    """The ingress's router: each request to the canary with probability ``weight``,
-    else to the stable; a request naming a version goes to the side serving it."""
-
-    def __init__(
-        self,
-        stable: Any,
-        canary: Any,
-        settings: Settings,
-        name: str,
-        alias: str,
-        features: list[str],
-    ) -> None:
-        from mlops_kit.data.request import request_model, response_model
-        from mlops_kit.data.spec import spec_of
-        from mlops_kit.serving.metrics import ServingMetrics, WindowStats
-
-        self.handles = {STABLE: stable, CANARY: canary}
-        self.spec = spec_of(settings)
-        self.name = name
-        self.alias = alias
-        self.request_type = request_model(self.spec, features)
-        self.response_type = response_model(self.spec)
-        self.max_rows = settings.serving.max_request_rows
-        self.served: dict[str, str | None] = {STABLE: None, CANARY: None}
-        self.weight = 0.0
-        self.step = 0
-        self.recorder = ServingMetrics(name)
-        self.window = WindowStats()
-        self._batches: OrderedDict[str, None] = OrderedDict()
-        self._meta: dict[str, Any] = {}
-
-    def set_traffic(
-        self, stable: str | None, canary: str | None, weight: float, step: int = 0
-    ) -> None:
-        self.served = {STABLE: stable, CANARY: canary}
-        self.weight = weight if canary is not None else 0.0
-        self.step = step
-        self.recorder.set_rollout(self.weight, step)
-
-    def _role(self, version: str | None) -> str | None:
-        if version is None:
-            return CANARY if self.weight and random.random() < self.weight else STABLE
-        for role, served in self.served.items():
-            if served == version:
-                return role
-        return None
-
-    async def _call(self, method: str, arg: Any, version: str | None = None) -> Reply:
-        role = self._role(version)
-        if role is None:
-            return Reply(404, {"error": f"version {version} of '{self.name}' is not served"})
-        t0 = time.perf_counter()
-        try:
-            env = await getattr(self.handles[role], method).remote(arg)
-        except Exception as exc:  # a replica died or the call failed: the client sees a 503
-            env = {"status": 503, "body": {"error": f"{role} unavailable: {exc}"}}
-        seconds = time.perf_counter() - t0
-        reply = Reply(env["status"], env["body"], env.get("version"), role)
-        self._record(reply, seconds, env.get("batch"))
-        return reply
-
-    def _record(self, reply: Reply, seconds: float, batch: dict[str, Any] | None) -> None:
-        version = reply.version or "none"
-        outcome = "ok" if reply.ok else "client_error" if reply.status < 500 else "server_error"
-        scores: list[float] = []
-        if reply.ok and isinstance(reply.body, list):
-            scores = [float(a["score"]) for a in reply.body]
-        self.recorder.observe_request(version, reply.role, outcome, seconds, scores)
-        self.window.record(reply.role, reply.status < 500, seconds, scores or None)
-        if batch and batch["id"] not in self._batches:
-            self._batches[batch["id"]] = None
-            if len(self._batches) > 4096:
-                self._batches.popitem(last=False)
-            self.recorder.observe_batch(version, batch["rows"])
-
-    async def predict(self, payloads: list[dict[str, Any]]) -> Reply:
-        return await self._call("predict", payloads)
-
-    async def infer(self, body: dict[str, Any], version: str | None = None) -> Reply:
-        return await self._call("infer", body, version)
-
-    def versions(self) -> list[str]:
-        return [v for v in (self.served[STABLE], self.served[CANARY]) if v is not None]
-
-    def metadata(self) -> dict[str, Any]:
-        meta = dict(self._meta.get(STABLE) or {})
-        meta["versions"] = self.versions()
-        meta.setdefault("parameters", {})["canary_weight"] = self.weight
-        return meta
-
-    def metrics(self) -> tuple[bytes, str] | None:
-        return self.recorder.render()
-
-    async def collect(self) -> None:
-        await self.refresh()
-
-    async def refresh(self) -> None:
-        """Ask each side what it serves (its metadata and input drift) for /metrics."""
-        for role, handle in self.handles.items():
-            info = await handle.describe.remote()
-            if info.get("version") is None:
-                continue
-            self._meta[role] = info.get("metadata")
-            if info.get("psi"):
-                self.recorder.set_psi(info["version"], info["psi"])
-
-
 @serve.ingress()
 class Ingress:
     """The HTTP entry: builds the FastAPI app (generated from the spec) around a router.
@@ -292,11 +208,13 @@ class Ingress:
     async def __init__(  # type: ignore[misc]
         self, stable: Any, canary: Any, settings: dict[str, Any], model: str | None, alias: str
     ) -> None:
-        from mlops_kit.registry.registry import ModelRegistry
-
         s = _settings(settings)
-        name = ModelRegistry(s).default_name(model)
         info = await stable.describe.remote()
+        name = info.get("name")
+        if not name:  # a stable with nothing loaded: the name the registry would give
+            from mlops_kit.registry.registry import ModelRegistry
+
+            name = ModelRegistry(s).default_name(model)
         self.router = ServeRouter(stable, canary, s, name, alias, info.get("features") or [])
         await self.router.refresh()
 
@@ -330,11 +248,16 @@ def build(args: dict[str, Any] | None = None) -> Any:
 
     Args keys: ``settings`` (a settings dict; else ``config``, the path of an
     ``mlops_kit.yaml``, and the ``MLOPS_KIT_*`` environment), ``model``, ``alias``,
-    ``stable_version`` (None: the alias's version), ``canary_version``,
+    ``stable_version`` (None: the stable follows the alias), ``canary_version``,
     ``canary_weight``, ``canary_fault_rate``, ``step``.
+
+    A version given here is located in the registry (:func:`locate`), so that its replicas
+    load it without MLflow; with no version given, nothing is looked up (a Serve config
+    built by :func:`mlops_kit.serving.deploy.serve_config` carries the versions and their
+    references in the deployments' ``user_config``, which take the place of these).
     """
     from mlops_kit.config import load_settings
-    from mlops_kit.registry.registry import ModelRegistry
+    from mlops_kit.serving.deploy import ACTOR_CPUS
 
     args = dict(args or {})
     if args.get("settings"):
@@ -349,25 +272,23 @@ def build(args: dict[str, Any] | None = None) -> Any:
     sv = settings.serving
     alias = args.get("alias") or sv.alias
     model = args.get("model")
-    stable_version = args.get("stable_version")
-    if stable_version is None:
-        registry = ModelRegistry(settings)
-        stable_version = str(registry.version(registry.default_name(model), alias).version)
-    canary_version = args.get("canary_version")
+    stable_version, canary_version = args.get("stable_version"), args.get("canary_version")
+    versions = {STABLE: stable_version, CANARY: canary_version}
+    refs = locate(settings, versions, model) if any(versions.values()) else {}
     payload = settings.model_dump(mode="json")
     common = {"num_replicas": sv.replicas, "max_ongoing_requests": sv.max_ongoing_requests}
     deployment: Any = serve.deployment
     model_server = deployment(ModelServer)
     stable = model_server.options(
         name=STABLE,
-        user_config={"version": str(stable_version)},
+        user_config=_side(stable_version, refs.get(STABLE)),
         ray_actor_options={"num_cpus": ACTOR_CPUS[STABLE]},
         **common,
     ).bind(payload, STABLE, model, alias)
     canary = model_server.options(
         name=CANARY,
         user_config={
-            "version": None if canary_version is None else str(canary_version),
+            **_side(canary_version, refs.get(CANARY)),
             "fault_rate": float(args.get("canary_fault_rate") or 0.0),
         },
         ray_actor_options={"num_cpus": ACTOR_CPUS[CANARY]},
@@ -379,13 +300,55 @@ def build(args: dict[str, Any] | None = None) -> Any:
         ray_actor_options={"num_cpus": ACTOR_CPUS[INGRESS]},
         max_ongoing_requests=max(sv.max_ongoing_requests, 1024),
         user_config={
-            "stable_version": str(stable_version),
+            "stable_version": None if stable_version is None else str(stable_version),
             "canary_version": None if canary_version is None else str(canary_version),
             "canary_weight": float(args.get("canary_weight") or 0.0),
             "step": int(args.get("step") or 0),
         },
     )
     return ingress.bind(stable, canary, payload, model, alias)
+
+
+def _side(version: Any, reference: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"version": None if version is None else str(version)}
+    if reference is not None:
+        out["model"] = reference
+    return out
+
+
+def locate(
+    settings: Settings, versions: dict[str, Any], model: str | None = None
+) -> dict[str, dict[str, Any] | None]:
+    """Each side's version (``{"stable": "3", "canary": None}``) as a model reference
+    (:meth:`~mlops_kit.registry.versions.RegistryVersions.locate`, as ``to_dict()``), for
+    the side's ``user_config``; None for a side without a version, and for one whose files
+    :mod:`mlops_kit.storage` cannot read (its replicas then load it through the registry;
+    logged as a warning).
+
+    Raises:
+        ModelNotFoundError: no such model or version.
+    """
+    from mlops_kit.registry.errors import MissingArtifactError
+    from mlops_kit.registry.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    name = registry.default_name(model)
+    out: dict[str, dict[str, Any] | None] = {}
+    for role, version in versions.items():
+        out[role] = None
+        if version is None:
+            continue
+        try:
+            out[role] = registry.locate(name, str(version)).to_dict()
+        except MissingArtifactError as exc:
+            log.warning(
+                "the %s's replicas load version %s of '%s' through the registry: %s",
+                role,
+                version,
+                name,
+                exc,
+            )
+    return out
 
 
 # ---------------------------------------------------------------------- driving it
@@ -465,7 +428,9 @@ def deploy(
     :func:`mlops_kit.serving.deploy.serve_config` (what ``serve deploy`` and a RayService
     apply), so Serve compares it with what runs: when only ``user_config`` differs — a
     version, the canary's weight — the running replicas are reconfigured in place, not
-    replaced. The stable version defaults to the one the alias points to now.
+    replaced. The stable version defaults to the one the alias points to now. Each
+    version is located in the registry here (:func:`locate`) and its reference goes with
+    it in ``user_config``, so the replicas load its files without MLflow.
     """
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
@@ -478,6 +443,7 @@ def deploy(
         registry = ModelRegistry(settings)
         name = registry.default_name(None)
         stable_version = str(registry.version(name, settings.serving.alias).version)
+    refs = locate(settings, {STABLE: stable_version, CANARY: canary_version})
     config = serve_config(
         settings,
         stable_version=stable_version,
@@ -485,6 +451,8 @@ def deploy(
         canary_weight=canary_weight,
         canary_fault_rate=canary_fault_rate,
         step=step,
+        stable_model=refs[STABLE],
+        canary_model=refs[CANARY],
     )
     client: Any = _get_global_client()
     client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=False)

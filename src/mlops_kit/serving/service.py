@@ -9,6 +9,11 @@ carry the model's features; the features it leaves out are read from the online 
 version that produced it. :meth:`InferenceService.refresh` follows the alias when it
 moves.
 
+Given a :class:`~mlops_kit.model.reference.ModelReference` (what
+:meth:`~mlops_kit.registry.versions.RegistryVersions.locate` returns, as a Ray Serve
+replica receives it), the service loads the files the reference names through
+:mod:`mlops_kit.storage` instead, and builds no registry client: no MLflow import.
+
 Example:
     >>> from mlops_kit import load_settings
     >>> service = InferenceService(load_settings())                      # doctest: +SKIP
@@ -20,18 +25,21 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_kit.data.request import request_model, response_model
 from mlops_kit.data.spec import spec_of
-from mlops_kit.serving.errors import BadRequestError, ServingError
+from mlops_kit.serving.errors import BadRequestError, ModelFilesError, ServingError
 
 if TYPE_CHECKING:
     from mlops_kit.config import Settings
     from mlops_kit.model.predictor import Predictor
+    from mlops_kit.model.reference import ModelReference
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,29 @@ class LoadedModel:
         return tuple(self.predictor.feature_names)
 
 
+def as_reference(value: ModelReference | Mapping[str, Any] | None) -> ModelReference | None:
+    """``value`` as a :class:`~mlops_kit.model.reference.ModelReference` (a mapping is read
+    with ``from_dict``).
+
+    Raises:
+        ModelFilesError: the mapping is not a model reference (names the field).
+    """
+    if value is None:
+        return None
+    from mlops_kit.model.errors import ModelError
+    from mlops_kit.model.reference import ModelReference
+
+    if isinstance(value, ModelReference):
+        return value
+    try:
+        return ModelReference.from_dict(value)
+    except ModelError as exc:
+        raise ModelFilesError(
+            f"{exc}: the deployment's user_config 'model' must be what "
+            "ModelRegistry.locate returns, as to_dict() (deploy with ray_app.deploy)"
+        ) from None
+
+
 class InferenceService:
     """Scores requests with the model a registry alias points to.
 
@@ -57,6 +88,12 @@ class InferenceService:
         model: registered model (default: ``registry.model_name``, else the spec's service).
         alias: the alias to serve (``champion``).
         online: a feature client for online lookups (default: built on first need).
+        version: serve this version instead of the alias's.
+        reference: serve the version this
+            :class:`~mlops_kit.model.reference.ModelReference` (or its ``to_dict()``)
+            names, from the files it names, without the registry (what a Ray Serve
+            replica is given); its name and version take the place of ``model`` and
+            ``version``.
     """
 
     def __init__(
@@ -66,23 +103,34 @@ class InferenceService:
         alias: str = "champion",
         online: Any = None,
         version: str | None = None,
+        reference: ModelReference | Mapping[str, Any] | None = None,
     ) -> None:
-        from mlops_kit.registry.registry import ModelRegistry
-
         self.settings = settings
         self.spec = spec_of(settings)
-        self.registry = ModelRegistry(settings)
-        self.name = self.registry.default_name(model)
+        ref = as_reference(reference)
+        self.name = ref.name if ref is not None else self.registry.default_name(model)
         self.alias = alias
-        self.pinned = version
+        self.pinned = ref.version if ref is not None else version
         self._online = online
         self._lock = threading.Lock()
-        self.model = self._load(version)
+        self.model = self._load(self.pinned, ref)
         self._request = request_model(self.spec, self.model.features)
         self._response = response_model(self.spec)
 
+    @cached_property
+    def registry(self) -> Any:
+        """The :class:`~mlops_kit.registry.registry.ModelRegistry` of the settings (built on
+        first need: a service given references never builds it)."""
+        from mlops_kit.registry.registry import ModelRegistry
+
+        return ModelRegistry(self.settings)
+
     # ------------------------------------------------------------------ model
-    def _load(self, version: str | None = None) -> LoadedModel:
+    def _load(
+        self, version: str | None = None, reference: ModelReference | None = None
+    ) -> LoadedModel:
+        if reference is not None:
+            return self._load_reference(reference)
         from mlops_kit.model.predictor import Predictor, onnx_session
         from mlops_kit.registry.errors import RegistryError
 
@@ -97,18 +145,38 @@ class InferenceService:
                 f"nothing to serve: {exc}. Promote a version to '{self.alias}' first "
                 f"('mlops-kit model promote {self.name} <version> --target {self.alias}')"
             ) from None
-        tags = mv.tags or {}
+        self._check_dataset(str(mv.version), mv.tags or {})
+        data, pre = self.registry.load_model(self.name, str(mv.version))
+        predictor = Predictor(onnx_session(data), pre)
+        return LoadedModel(self.name, str(mv.version), self.alias, predictor, self.spec.name)
+
+    def _load_reference(self, ref: ModelReference) -> LoadedModel:
+        from mlops_kit import storage
+        from mlops_kit.model.errors import ModelError
+        from mlops_kit.model.reference import load_reference
+
+        self._check_dataset(ref.version, ref.tags)
+        storage.configure_from_settings(self.settings)
+        try:
+            predictor = load_reference(ref)
+        except ModelError as exc:
+            raise ModelFilesError(
+                f"cannot load version {ref.version} of '{ref.name}' from the files its "
+                f"reference names: {exc}. Deploy again, so that the registry locates the "
+                "version anew (mlops-kit serve up, or ray_app.deploy), and check that this "
+                "process reads them (storage.models_uri, aws.endpoint_url and its S3 rights)"
+            ) from None
+        return LoadedModel(ref.name, ref.version, self.alias, predictor, self.spec.name)
+
+    def _check_dataset(self, version: str, tags: Mapping[str, str]) -> None:
         trained = (tags.get("mlops_kit.dataset"), tags.get("mlops_kit.dataset_version"))
         want = (self.spec.name, str(self.spec.version))
         if trained[0] not in (None, "none") and trained != want:
             raise ServingError(
-                f"version {mv.version} of '{self.name}' was trained on {trained[0]} "
+                f"version {version} of '{self.name}' was trained on {trained[0]} "
                 f"v{trained[1]}, the settings select {want[0]} v{want[1]}: serve a model of "
                 "the selected dataset, or select the dataset the model was trained on"
             )
-        data, pre = self.registry.load_model(self.name, str(mv.version))
-        predictor = Predictor(onnx_session(data), pre)
-        return LoadedModel(self.name, str(mv.version), self.alias, predictor, self.spec.name)
 
     def refresh(self) -> bool:
         """Load the version the alias points to now; True when it moved.
@@ -122,19 +190,27 @@ class InferenceService:
         now = str(self.registry.version(self.name, self.alias).version)
         return self._swap(now, None)
 
-    def serve_version(self, version: str | None) -> bool:
-        """Pin the service to ``version`` (``None``: follow the alias again); True when the
-        served version changed. The new version is loaded before it is swapped in."""
+    def serve_version(
+        self,
+        version: str | None,
+        reference: ModelReference | Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Pin the service to ``version`` (``None``: follow the alias again), or to the
+        version a ``reference`` names, loaded from its files; True when the served version
+        changed. The new version is loaded before it is swapped in."""
+        ref = as_reference(reference)
+        if ref is not None:
+            version = ref.version
         self.pinned = version
         target = version or str(self.registry.version(self.name, self.alias).version)
-        return self._swap(target, version)
+        return self._swap(target, version, ref)
 
-    def _swap(self, target: str, version: str | None) -> bool:
+    def _swap(self, target: str, version: str | None, ref: ModelReference | None = None) -> bool:
         if target == self.model.version:
             return False
         with self._lock:
             if target != self.model.version:
-                loaded = self._load(version)
+                loaded = self._load(version, ref)
                 self._request = request_model(self.spec, loaded.features)
                 self.model = loaded
         return True
