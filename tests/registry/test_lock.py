@@ -258,4 +258,59 @@ def test_registry_lock_default_ttl_and_timeout(db: str, tmp_path: Path) -> None:
     t0 = time.time()
     with lk.registry_lock(db, str(tmp_path), "m"):
         [(_, _, expires)] = _rows(db)
-        assert t0 + 119 < expires < time.time() + 121
+        assert expires == pytest.approx(t0 + 120, abs=0.5)
+
+
+OWNER = re.compile(rf"{re.escape(socket.gethostname())}:{os.getpid()}:[0-9a-f]{{8}}")
+
+
+def _wait_for_release(take: object, hold_s: float = 0.3) -> str:
+    """Hold ``take()`` in a thread for ``hold_s``; meanwhile take it here, waiting up to 30 s."""
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with take(30):  # type: ignore[operator]
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(30)
+    threading.Timer(hold_s, release.set).start()
+    try:
+        with take(30) as me:  # type: ignore[operator]
+            assert release.is_set()  # not before the first holder let go
+            return me  # type: ignore[no-any-return]
+    finally:
+        thread.join(30)
+
+
+def test_a_waiting_caller_gets_the_lease_when_the_holder_releases(db: str, tmp_path: Path) -> None:
+    me = _wait_for_release(lambda t: lk.sql_lease(db, "m", ttl_s=60, timeout_s=t))
+    assert OWNER.fullmatch(me)
+    me = _wait_for_release(lambda t: lk.file_lock(str(tmp_path / "m.lock"), timeout_s=t))
+    assert OWNER.fullmatch(me)
+
+
+@pytest.mark.aws
+def test_a_waiting_caller_gets_the_s3_lease_when_the_holder_releases(
+    s3_lock: tuple[str, object],
+) -> None:
+    uri = s3_lock[0]
+    assert OWNER.fullmatch(_wait_for_release(lambda t: lk.s3_lease(uri, ttl_s=60, timeout_s=t)))
+
+
+@pytest.mark.aws
+def test_s3_lease_object_without_expiry_or_owner(s3_lock: tuple[str, object]) -> None:
+    uri, client = s3_lock
+    bucket, key = lk.split_s3(uri)
+    client.put_object(Bucket=bucket, Key=key, Body=b'{"owner": "old"}')  # type: ignore[attr-defined]
+    with lk.s3_lease(uri, ttl_s=60, timeout_s=5) as me:  # no expiry: taken over
+        assert _body(client, uri)["owner"] == me
+    future = json.dumps({"expires_at": time.time() + 60}).encode()
+    client.put_object(Bucket=bucket, Key=key, Body=future)  # type: ignore[attr-defined]
+    with pytest.raises(RegistryLockError) as err, lk.s3_lease(uri, ttl_s=60, timeout_s=0.1):
+        pass
+    assert str(err.value) == f"the promotion lock {uri} is held by unknown; retry later"
