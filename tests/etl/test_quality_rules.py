@@ -372,3 +372,71 @@ def test_a_rule_set_is_data() -> None:
     assert isinstance(rs.rules[0], q.Range) and isinstance(rs.rules[1], q.Pattern)
     with pytest.raises(ValueError, match="extra"):
         q.RuleSet.model_validate({"rules": [{"kind": "range", "column": "v", "maximum": 1}]})
+
+
+def test_default_rules_of_a_spec_with_every_column_fact() -> None:
+    from mlops_kit.data.spec import load_spec, spec_from_dict
+
+    d = load_spec("machine_telemetry").model_dump(mode="json", exclude_none=True)
+    d["entity"]["known_ids"] = {"source": "values", "values": ["M1", "M2"]}
+    d["columns"]["current"].pop("max")  # a floor only
+    d["columns"]["temperature"].pop("min")  # a ceiling only
+    d["columns"]["torque"].pop("min")
+    d["columns"]["torque"].pop("max")  # no range at all
+    d["columns"]["serial"] = {"type": "string", "nullable": True, "pattern": "^S[0-9]+$"}
+    spec = spec_from_dict(d)
+    rules = q.default_rules(spec)
+    assert [r.model_dump(exclude_none=True) for r in rules.rules] == [
+        {
+            "kind": "not_null",
+            "columns": [
+                "machine_id",
+                "recorded_at",
+                "temperature",
+                "torque",
+                "cycle_count",
+                "line",
+            ],
+        },
+        {"kind": "accepted_values", "column": "torque_unit", "values": ["N*m", "lbf*ft"]},
+        {"kind": "range", "column": "temperature", "max": 120.0, "unit": "C"},
+        {"kind": "range", "column": "current", "min": 0.0, "unit": "A"},
+        {"kind": "range", "column": "cycle_count", "min": 0.0, "max": 100000000.0},
+        {"kind": "range", "column": "fault", "min": 0.0, "max": 1.0},
+        {"kind": "accepted_values", "column": "line", "values": ["A", "B", "C"]},
+        {"kind": "pattern", "column": "serial", "pattern": "^S[0-9]+$"},
+        {
+            "kind": "freshness",
+            "column": "recorded_at",
+            "max_future_skew_s": 60,
+            "max_age_days": 365,
+        },
+        {"kind": "accepted_values", "column": "machine_id", "values": ["M1", "M2"]},
+    ]
+    assert rules.unique_key == ["machine_id", "recorded_at"] and rules.unit_fields == [
+        "torque_unit"
+    ]
+    d["entity"]["known_ids"] = {"source": "none", "values": []}
+    assert q.default_rules(spec_from_dict(d)).rules[-1].kind == "freshness"
+
+
+def test_range_on_floats_past_a_chunk_with_nan_or_an_empty_chunk() -> None:
+    nan = pa.array([float("nan"), 1.0])
+    for first in (nan, pa.array([], pa.float64()), pa.array([2.0, 3.0])):
+        col = pa.chunked_array([first, pa.array([4.0, 99.0])])
+        n = len(col)
+        t = pa.table(
+            {"device_id": [f"d{i}" for i in range(n)], "ts": pa.array([NOW] * n, TS), "v": col}
+        )
+        res = _run(t, q.Range(column="v", min=0, max=10))
+        assert res.quarantined["v"].to_pylist() == [99.0]
+    high_nan = pa.chunked_array([pa.array([1.0, float("nan")]), pa.array([-5.0])])
+    t = pa.table({"device_id": ["a", "b", "c"], "ts": pa.array([NOW] * 3, TS), "v": high_nan})
+    assert _run(t, q.Range(column="v", min=0, max=10)).quarantined["device_id"].to_pylist() == ["c"]
+    assert q._bounds(pa.chunked_array([pa.array([], pa.float64())])) is None
+    assert q._bounds(pa.chunked_array([pa.array([3.0, -1.0])])) == (-1.0, 3.0)
+    # the fast path reads only the chunks' own values, past empty chunks too
+    after_empty = pa.chunked_array([pa.array([], pa.float64()), pa.array([4.0, 9.0])])
+    assert q._bounds(after_empty) == (4.0, 9.0)
+    head = pa.array([1.0, 2.0, 99.0]).slice(0, 2)
+    assert q._bounds(pa.chunked_array([head])) == (1.0, 2.0)
