@@ -440,3 +440,55 @@ def test_range_on_floats_past_a_chunk_with_nan_or_an_empty_chunk() -> None:
     assert q._bounds(after_empty) == (4.0, 9.0)
     head = pa.array([1.0, 2.0, 99.0]).slice(0, 2)
     assert q._bounds(pa.chunked_array([head])) == (1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "passing",
+    [
+        q.Range(column="absent", min=0, max=1),  # an absent optional column
+        q.Range(column="a", min=0, max=100),  # every value within bounds
+        q.Range(column="a"),  # no bounds
+        q.AcceptedValues(column="nulls", values=["x"]),  # only nulls
+        q.Pattern(column="nulls", pattern="^x$"),
+    ],
+)
+def test_a_rule_every_row_passes_does_not_stop_the_rules_after_it(passing: q._Rule) -> None:
+    t = _table(a=[1.0, 2.0, None], nulls=pa.array([None, None, None], pa.string()))
+    res = _run(t, passing, q.NotNull(columns=["a"]))
+    assert _kept(res) == ["d0", "d1"] and [r[1] for r in _rejects(res)] == ["null"]
+
+
+def test_two_rows_or_a_one_column_key_are_still_checked_for_duplicates() -> None:
+    pair = _keyed(["a", "a"], [1, 1], v=[1.0, 2.0])
+    assert _run(pair).reasons == {"duplicate_key": 1}
+    three = _keyed(["a", "b", "b"], [2, 1, 1], v=[1.0, 2.0, 2.0])
+    assert _run(three).duplicates_dropped == 1
+    by_id = _keyed(["a", "a"], [2, 1], v=[1.0, 1.0])
+    res = q.check(by_id, q.RuleSet(rules=[], unique_key=["device_id"]), now=NOW)
+    assert res.valid.num_rows == 1 and res.reasons == {"duplicate_key": 1}  # ts differs
+
+
+def test_nothing_to_deduplicate_drops_nothing() -> None:
+    t = _keyed(["a", "a"], [1, 1], v=[1.0, 1.0])
+    assert q.check(t, q.RuleSet(rules=[], unique_key=[]), now=NOW).duplicates_dropped == 0
+    assert _run(t.slice(0, 0)).duplicates_dropped == 0
+    loaded = _keyed(["z"], [5], v=[0.0])
+    res = _run(_keyed(["a", "b"], [1, 1], v=[1.0, 2.0]), existing_keys=loaded)
+    assert res.duplicates_dropped == 0 and res.valid.num_rows == 2
+
+
+def test_a_single_loaded_row_is_checked_against() -> None:
+    loaded = _keyed(["a"], [1], v=[1.0])
+    res = _run(_keyed(["a", "b"], [1, 1], v=[2.0, 3.0]), existing_keys=loaded)
+    assert res.valid["device_id"].to_pylist() == ["b"] and res.reasons == {"duplicate_key": 1}
+
+
+def test_timings_accumulate_over_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticks = iter(range(100))
+    monkeypatch.setattr(q.time, "perf_counter", lambda: float(next(ticks)))
+    timings: dict[str, float] = {"rules": 10.0}
+    t = _keyed(["a", "a"], [1, 1], v=[1.0, 9.0])
+    _run(t, q.Range(column="v", max=5), timings=timings)
+    assert timings == {"rules": 11.0, "split": 1.0, "unique": 1.0}
+    _run(t, q.Range(column="v", max=5), timings=timings)
+    assert timings == {"rules": 12.0, "split": 2.0, "unique": 2.0}
