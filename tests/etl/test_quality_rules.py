@@ -492,3 +492,6 @@ def test_timings_accumulate_over_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     assert timings == {"rules": 11.0, "split": 1.0, "unique": 1.0}
     _run(t, q.Range(column="v", max=5), timings=timings)
     assert timings == {"rules": 12.0, "split": 2.0, "unique": 2.0}
+    fresh: dict[str, float] = {}
+    _run(t, q.Range(column="v", max=5), timings=fresh)
+    assert fresh == {"rules": 1.0, "split": 1.0, "unique": 1.0}
