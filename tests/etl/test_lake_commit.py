@@ -137,6 +137,9 @@ def test_a_stop_at_each_step_is_rolled_forward_by_recover(
     with pytest.raises(Stop):
         c2.commit(m2, loads.append)
     committed = point == "etl.after_manifest"
+    moved = {"etl.after_journal": [], "etl.mid_moves": ["b"]}.get(point, ["b", "c"])
+    left = ["a"]  # replaced files go after the commit point
+    assert _files(tmp_path / "processed") == sorted(f"readings/{n}.parquet" for n in left + moved)
     assert lake.live_files(layout, "readings") == (
         m2["outputs"]["readings"]["added"] if committed else [f1]
     )
@@ -255,3 +258,18 @@ def test_processed_inputs_and_releases(layout: lake.Layout) -> None:
     assert lake.processed_inputs(layout) == {"raw/a", "raw/c"}  # consumed again after the release
     lake.write_release(layout, {"uri": "raw/c", "after_seq": 1})  # released before its run
     assert lake.processed_inputs(layout) == {"raw/a", "raw/c"}
+    lake.write_release(layout, {"uri": "raw/c", "after_seq": 2})  # released after its run
+    assert lake.processed_inputs(layout) == {"raw/a"}
+    storage.write_json(f"{layout.manifests}/00000005-r5.json", {"run_id": "r5", "committed_seq": 5})
+    assert lake.processed_inputs(layout) == {"raw/a"}  # a run that consumed nothing
+    for folder in (layout.manifests, layout.journals, f"{layout.state_uri}/etl/releases"):
+        storage.write_bytes(f"{folder}/partial.json.tmp", b"{not json")  # not a record
+    assert len(lake.manifests(layout)) == 4 and lake.open_commits(layout) == []
+    assert set(lake.releases(layout)) == {"raw/a", "raw/b", "raw/c"}
+    assert lake.recover(layout, lambda w: None) == []
+
+
+def test_staging_passes_parquet_options_through(layout: lake.Layout, tmp_path: Path) -> None:
+    c = lake.Commit(layout, "r1")
+    staged = c.stage(str(tmp_path / "x.parquet"), pa.table({"x": [1, 2, 3]}), compression="gzip")
+    assert pq.ParquetFile(staged).metadata.row_group(0).column(0).compression == "GZIP"
