@@ -174,16 +174,17 @@ def render(results: dict[str, dict]) -> str:
         if name not in results
     ]
     todo = (
-        f"\nNot measured yet: {', '.join(missing)}. Their tests run whole ETL runs, Feast joins "
-        "or MLflow registries per mutant, hours on 2 cores, and a mutant that hangs only on a "
-        "loaded machine would count as a timeout: run them on a quiet one.\n"
+        f"\nNot measured yet: {', '.join(missing)}. Their tests run whole ETL runs or Feast "
+        "joins, seconds to minutes per mutant: each needs direct tests of its module first, "
+        "as the measured targets have.\n"
         if missing
         else ""
     )
     notes = "".join(f"\n{name}: {s['note']}\n" for name, s in results.items() if s.get("note"))
     return f"""{START}
 Command: `python benchmarks/mutation.py --only TARGET` (mutmut, the target's tests per
-mutant, on a quiet 2-core machine); each row is its target's last run, kept in
+mutant, 2 at a time on 2 cores; the seconds depend on the machine's load, the counts do
+not: a mutant's limit is CPU time); each row is its target's last run, kept in
 `benchmarks/results/mutation.json`. Score = (killed + timed out) / mutants reached by a
 test. Target: at least 80% per module.
 
