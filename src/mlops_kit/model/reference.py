@@ -1,7 +1,7 @@
 """A reference to a registered model's files, loadable without the registry.
 
 The registry resolves a version (a number or an alias) to a :class:`ModelReference`
-(:meth:`~mlops_kit.registry.versions.RegistryVersions.reference`): the model's name and
+(:meth:`~mlops_kit.registry.versions.RegistryVersions.locate`): the model's name and
 version, the tags serving checks (the dataset and its version), the URI of its ONNX graph
 with the names of the graph's external data files beside it (MLflow's ONNX flavour saves
 the weights apart from the graph), and the URI of its preprocessing statistics. It is a
@@ -57,23 +57,13 @@ class ModelReference:
             if not isinstance(value, str) or not value:
                 raise ModelError(
                     f"model reference: '{name}' must be a non-empty string, got {value!r}; "
-                    "resolve the version again with ModelRegistry.reference"
+                    "resolve the version again with ModelRegistry.locate"
                 )
         for data in self.graph_data:
-            if (
-                not isinstance(data, str)
-                or not data
-                or "/" in data
-                or "\\" in data
-                or data
-                in (
-                    ".",
-                    "..",
-                )
-            ):
+            if not isinstance(data, str) or data in ("", ".", "..") or "/" in data or "\\" in data:
                 raise ModelError(
                     f"model reference: graph_data entry {data!r} is not a file name in the "
-                    "graph's folder; resolve the version again with ModelRegistry.reference"
+                    "graph's folder; resolve the version again with ModelRegistry.locate"
                 )
 
     def to_dict(self) -> dict[str, Any]:
