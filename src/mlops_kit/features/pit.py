@@ -57,7 +57,12 @@ def _labels_frame(labels: Any, timestamp_column: str, key: str) -> pl.DataFrame:
             df = df.drop(TIMESTAMP)
         df = df.rename({timestamp_column: TIMESTAMP})
     ts = df[TIMESTAMP]
-    if ts.dtype == pl.Datetime and getattr(ts.dtype, "time_zone", None) is None:
+    if ts.dtype != pl.Datetime:
+        raise FeatureStoreError(
+            f"the labels' time column {timestamp_column!r} must hold datetimes, found "
+            f"{ts.dtype}; convert it to datetimes first (times without a zone are read as UTC)"
+        )
+    if getattr(ts.dtype, "time_zone", None) is None:
         df = df.with_columns(pl.col(TIMESTAMP).dt.replace_time_zone("UTC"))
     df = df.with_columns(
         pl.col(TIMESTAMP).dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
