@@ -125,14 +125,19 @@ def warehouse_of(settings: Settings) -> Any:
 
 
 def _warehouse_password(settings: Settings) -> str | None:
+    """The password in the ``warehouse.secret_arn`` secret: its JSON's ``password``, or
+    the whole secret when it is not a JSON object with one (a plain-text password)."""
     arn = settings.warehouse.secret_arn
     if not arn:
         return None
     secret = settings.aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
     try:
-        return str(json.loads(secret)["password"])
-    except (ValueError, KeyError):
+        value = json.loads(secret)
+    except ValueError:
         return str(secret)
+    if isinstance(value, dict) and "password" in value:
+        return str(value["password"])
+    return str(secret)
 
 
 def read_options(settings: Settings) -> tuple[ReadOptions, dict[str, ReadOptions]]:
