@@ -1,6 +1,6 @@
 """The ETL run's steps driven directly on a tiny lake: the accounting identity per reason,
-run ids, stage timings, the batch between steps, the quality gate's refusals, the commit's
-manifest and the feature days a run recomputes."""
+run ids, stage timings, the batch between steps, the quality gate's refusals and the
+commit's manifest (the feature days a run recomputes: test_zones)."""
 
 from __future__ import annotations
 
@@ -60,11 +60,16 @@ MIXED = [
 """8 records: 4 loaded, 1 duplicate, 3 quarantined (range, unknown id, malformed)."""
 
 
-@pytest.fixture
-def mixed(settings: Settings) -> Settings:
+def land_mixed(settings: Settings) -> Settings:
+    """Land :data:`MIXED`, with a quarantine threshold that lets it through."""
     settings.quality.max_quarantine_rate = 0.5
     put(settings, MIXED)
     return settings
+
+
+@pytest.fixture
+def mixed(settings: Settings) -> Settings:
+    return land_mixed(settings)
 
 
 def within(timings: dict, elapsed_wall: float, elapsed_cpu: float) -> None:
@@ -162,14 +167,14 @@ def _batch(**over: object) -> r.Batch:
         "duplicates_dropped": 1,
         "checked": True,
         "objects": [
-            {"uri": "s3://raw/a.jsonl", "records": 10, "notes": [{"kind": "extra", "n": 1}]},
+            {"uri": "s3://raw/a.jsonl", "records": 10, "notes": [{"kind": "extra", "detail": "n"}]},
             {"uri": "s3://raw/b.csv", "records": 0, "reason": "not_text", "detail": "x"},
             {
                 "uri": "s3://raw/c.csv",
                 "records": 0,
                 "reason": "empty_object",
                 "detail": "y",
-                "notes": [{"kind": "drift"}, {"kind": "extra", "n": 2}],
+                "notes": [{"kind": "drift", "detail": "t"}, {"kind": "extra", "detail": "m"}],
             },
         ],
     }
@@ -181,9 +186,9 @@ def test_batch_accounts_rows_and_objects_per_reason() -> None:
     b = _batch()
     assert [o["uri"] for o in b.quarantined_objects] == ["s3://raw/b.csv", "s3://raw/c.csv"]
     assert b.notes == [
-        {"uri": "s3://raw/a.jsonl", "kind": "extra", "n": 1},
-        {"uri": "s3://raw/c.csv", "kind": "drift"},
-        {"uri": "s3://raw/c.csv", "kind": "extra", "n": 2},
+        {"uri": "s3://raw/a.jsonl", "kind": "extra", "detail": "n"},
+        {"uri": "s3://raw/c.csv", "kind": "drift", "detail": "t"},
+        {"uri": "s3://raw/c.csv", "kind": "extra", "detail": "m"},
     ]
     assert b.accounting == {
         "rows_in": 10,
@@ -201,7 +206,8 @@ def test_batch_accounts_rows_and_objects_per_reason() -> None:
     assert _batch(checked=False, loaded=4).accounting["loaded"] == 0
 
 
-def test_batch_save_and_load_round_trip(tmp_path: Path) -> None:
+def test_batch_save_and_load_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a file written beside the folder would be read back here
     b = _batch(timings={"extract": {"wall_s": 0.5, "cpu_s": 0.25}}, report={"passed": True})
     b.save(str(tmp_path / "b"))
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
@@ -379,6 +385,7 @@ def test_references_of_reads_the_registry_only_for_referential_rules(
 
 
 def test_gate_refuses_an_unbalanced_batch(settings: Settings) -> None:
+    settings.quality.max_quarantine_rate = 1.0
     batch = _batch(run_id="r-9", rows_in=11)
     with pytest.raises(EtlError) as err:
         r.gate(settings, batch)
@@ -514,6 +521,13 @@ def test_run_etl_commits_the_run_with_its_manifest(mixed: Settings) -> None:
     assert calls == [("extract", 0, 1)]
 
 
+def test_run_etl_checks_with_the_rules_given(mixed: Settings) -> None:
+    only = RuleSet(rules=[NotNull(columns=["device_id"])])
+    res = r.run_etl(mixed, now=NOW, rules=only)
+    assert (res.rows_in, res.loaded, res.duplicates_dropped) == (8, 6, 1)
+    assert res.quarantined_by_reason == {"malformed_json": 1}
+
+
 def test_a_later_run_replaces_the_feature_days_it_recomputes(mixed: Settings) -> None:
     first = r.run_etl(mixed, now=NOW)
     put(mixed, [rec("dev-0001", "2026-01-01T23:30:00Z", rpm=5.0)])
@@ -535,50 +549,3 @@ def test_a_later_run_replaces_the_feature_days_it_recomputes(mixed: Settings) ->
     last = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert last in jan1["event_timestamp"].to_pylist()
     assert last not in storage.read_parquet(new[1])["event_timestamp"].to_pylist()
-
-
-def test_feature_days_reach_as_far_as_the_longest_window(mixed: Settings, tmp_path: Path) -> None:
-    d = date(2026, 1, 5)
-    jan = [date(2026, 1, k) for k in range(1, 8)]
-    assert r.feature_days(mixed, {d}) == ({jan[3], d, jan[5]}, {d})
-    assert r.feature_days(mixed, set()) == (set(), set())
-    r.run_etl(mixed, now=NOW)  # the lake now has readings of Jan 1 and Jan 2
-    assert r.feature_days(mixed, {jan[0]}) == (
-        {date(2025, 12, 31), jan[0], jan[1]},
-        {jan[0], jan[1]},
-    )
-    assert r.feature_days(mixed, {jan[2]}) == ({jan[1], jan[2], jan[3]}, {jan[2]})
-    # a window longer than a day by an hour reaches two days
-    text = (Path(r.__file__).parents[1] / "data/datasets/iot_readings.yaml").read_text()
-    path = tmp_path / "long.yaml"
-    path.write_text(text.replace("windows: {1h: 1h, 24h: 24h}", "windows: {1h: 1h, 24h: 25h}"))
-    mixed.dataset = str(path)
-    around, affected = r.feature_days(mixed, {d})
-    assert around == set(jan[2:7]) and affected == {d}
-
-
-def test_features_for_recomputes_only_the_affected_days(mixed: Settings) -> None:
-    r.run_etl(mixed, now=NOW)
-    records = r.record_layout_of(mixed)
-    none = records.reading_schema.empty_table()
-    jan1, jan2 = date(2026, 1, 1), date(2026, 1, 2)
-    assert r.features_for(mixed, none, NOW, {jan1}, set()) == {}
-    assert r.features_for(mixed, none, NOW, {date(2026, 3, 1)}, {date(2026, 3, 1)}) == {}
-    out = r.features_for(mixed, none, NOW, {jan1, jan2}, {jan1})
-    assert list(out) == [jan1]
-    assert out[jan1].schema.equals(records.features_schema)
-    assert sorted(set(out[jan1]["device_id"].to_pylist())) == ["dev-0000", "dev-0001"]
-    assert set(out[jan1]["created_at"].to_pylist()) == {NOW}
-
-    def only_0(t: pa.Table) -> pa.Table:
-        return t.filter(pa.compute.equal(t["device_id"], "dev-0000"))
-
-    kept = r.features_for(mixed, none, NOW, {jan1, jan2}, {jan1}, keep=only_0)
-    assert set(kept[jan1]["device_id"].to_pylist()) == {"dev-0000"}
-    assert kept[jan1].equals(only_0(out[jan1]))
-    new = pa.Table.from_pylist(
-        [{"device_id": "dev-0003", "ts": datetime(2026, 3, 1, 5, tzinfo=timezone.utc), **GOOD}],
-        schema=records.reading_schema,
-    )
-    got = r.features_for(mixed, new, NOW, {date(2026, 3, 1)}, {date(2026, 3, 1)}, keep=only_0)
-    assert set(got[date(2026, 3, 1)]["device_id"].to_pylist()) == {"dev-0003"}

@@ -1,7 +1,7 @@
 """The lake's zones driven directly: layouts and table names from the settings, committed
 tables read back in the spec's schema, date partitions, the warehouse and its password,
-quarantined records with their text as received, the spec a lake accepts, and where a run
-stages its processed files."""
+quarantined records with their text as received, the spec a lake accepts, where a run
+stages its processed files, and the feature days it recomputes."""
 
 from __future__ import annotations
 
@@ -16,21 +16,22 @@ import pytest
 from mlops_kit import storage
 from mlops_kit.config import Settings, load_settings
 from mlops_kit.data.errors import DatasetSpecError
-from mlops_kit.etl import lake
+from mlops_kit.etl import lake, run
 from mlops_kit.etl import zones as z
 from mlops_kit.etl.extract import QUARANTINE_SCHEMA, ReadOptions
 from mlops_kit.etl.run import run_etl
 from mlops_kit.etl.warehouse import DuckDBWarehouse
 
 from .conftest import NOW
-from .test_accounting import (
-    mixed,  # noqa: F401  (the fixture: the mixed batch landed)
-    put,
-    rec,
-)
+from .test_accounting import GOOD, land_mixed, put, rec
 
 TS = pa.timestamp("us", tz="UTC")
 SPEC = Path(z.__file__).parents[1] / "data" / "datasets" / "iot_readings.yaml"
+
+
+@pytest.fixture
+def mixed(settings: Settings) -> Settings:
+    return land_mixed(settings)
 
 
 def at(*args: int) -> datetime:
@@ -56,7 +57,7 @@ def test_names_and_layout_come_from_the_settings(home: Path) -> None:
     )
 
 
-def test_read_table_filters_dates_and_keeps_the_schema(mixed: Settings) -> None:  # noqa: F811
+def test_read_table_filters_dates_and_keeps_the_schema(mixed: Settings) -> None:
     records = z.record_layout_of(mixed)
     assert z.read_table(mixed, z.READINGS).schema.equals(records.reading_schema)
     assert z.read_table(mixed, z.READINGS).num_rows == 0
@@ -111,16 +112,19 @@ def test_dates_of_and_by_date_split_at_utc_midnight() -> None:
     assert z.by_date(t.slice(0, 0), "ts") == {}
 
 
-def test_loader_upserts_the_files_by_the_feature_key(mixed: Settings) -> None:  # noqa: F811
+def test_loader_upserts_the_files_by_the_feature_key(mixed: Settings) -> None:
     result = run_etl(mixed, now=NOW)
     files = lake.live_files(z.layout_of(mixed), "device_features_hourly")
     load = z.loader(mixed)
     load({"table": "again", "files": [], "run_id": "a"})
     wh = z.warehouse_of(mixed)
     assert wh.count("again") == 0
-    load({"table": "again", "files": files, "run_id": "b"})
-    load({"table": "again", "files": files[:1], "run_id": "c"})
+    load({"table": "again", "files": files[:1], "run_id": "b"})
+    assert wh.count("again") == storage.read_parquet(files[0]).num_rows < result.feature_rows
+    load({"table": "again", "files": files, "run_id": "c"})
+    load({"table": "again", "files": files[:1], "run_id": "d"})
     assert wh.count("again") == result.feature_rows
+    assert {"a", "b", "c", "d"} <= set(wh.loaded_runs())
     assert isinstance(wh, DuckDBWarehouse)
     assert wh.path == str(mixed.home / "warehouse.duckdb")
 
@@ -363,3 +367,50 @@ def test_processed_part_names_the_run_and_the_writer(settings: Settings) -> None
     assert z.processed_part(layout, "t", d, "run-1", "p3") == (
         f"{root}/t/date=2026-03-04/part-run-1-p3.parquet"
     )
+
+
+def test_feature_days_reach_as_far_as_the_longest_window(mixed: Settings, tmp_path: Path) -> None:
+    d = date(2026, 1, 5)
+    jan = [date(2026, 1, k) for k in range(1, 8)]
+    assert run.feature_days(mixed, {d}) == ({jan[3], d, jan[5]}, {d})
+    assert run.feature_days(mixed, set()) == (set(), set())
+    run_etl(mixed, now=NOW)  # the lake now has readings of Jan 1 and Jan 2
+    assert run.feature_days(mixed, {jan[0]}) == (
+        {date(2025, 12, 31), jan[0], jan[1]},
+        {jan[0], jan[1]},
+    )
+    assert run.feature_days(mixed, {jan[2]}) == ({jan[1], jan[2], jan[3]}, {jan[2]})
+    # a window longer than a day by an hour reaches two days
+    text = (SPEC).read_text()
+    path = tmp_path / "long.yaml"
+    path.write_text(text.replace("windows: {1h: 1h, 24h: 24h}", "windows: {1h: 1h, 24h: 25h}"))
+    mixed.dataset = str(path)
+    around, affected = run.feature_days(mixed, {d})
+    assert around == set(jan[2:7]) and affected == {d}
+
+
+def test_features_for_recomputes_only_the_affected_days(mixed: Settings) -> None:
+    run_etl(mixed, now=NOW)
+    records = z.record_layout_of(mixed)
+    none = records.reading_schema.empty_table()
+    jan1, jan2 = date(2026, 1, 1), date(2026, 1, 2)
+    assert run.features_for(mixed, none, NOW, {jan1}, set()) == {}
+    assert run.features_for(mixed, none, NOW, {date(2026, 3, 1)}, {date(2026, 3, 1)}) == {}
+    out = run.features_for(mixed, none, NOW, {jan1, jan2}, {jan1})
+    assert list(out) == [jan1]
+    assert out[jan1].schema.equals(records.features_schema)
+    assert sorted(set(out[jan1]["device_id"].to_pylist())) == ["dev-0000", "dev-0001"]
+    assert set(out[jan1]["created_at"].to_pylist()) == {NOW}
+
+    def only_0(t: pa.Table) -> pa.Table:
+        return t.filter(pa.compute.equal(t["device_id"], "dev-0000"))
+
+    kept = run.features_for(mixed, none, NOW, {jan1, jan2}, {jan1}, keep=only_0)
+    assert set(kept[jan1]["device_id"].to_pylist()) == {"dev-0000"}
+    assert kept[jan1].equals(only_0(out[jan1]))
+    new = pa.Table.from_pylist(
+        [{"device_id": "dev-0003", "ts": datetime(2026, 3, 1, 5, tzinfo=timezone.utc), **GOOD}],
+        schema=records.reading_schema,
+    )
+    got = run.features_for(mixed, new, NOW, {date(2026, 3, 1)}, {date(2026, 3, 1)}, keep=only_0)
+    assert set(got[date(2026, 3, 1)]["device_id"].to_pylist()) == {"dev-0003"}
