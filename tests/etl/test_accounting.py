@@ -536,6 +536,8 @@ def test_a_later_run_replaces_the_feature_days_it_recomputes(mixed: Settings) ->
     root = f"{mixed.storage.processed_uri}/device_features_hourly"
     old = [f"{root}/date=2026-01-0{d}/part-{first.run_id}.parquet" for d in (1, 2)]
     new = [f"{root}/date=2026-01-0{d}/part-{second.run_id}.parquet" for d in (1, 2)]
+    assert (m["run_id"], m["committed_seq"]) == (second.run_id, 2)
+    assert second.manifest_uri.endswith(f"/00000002-{second.run_id}.json")  # type: ignore[union-attr]
     assert m["outputs"]["device_features_hourly"] == {"added": new, "removed": old}
     assert m["outputs"]["quarantine"] == {"added": [], "removed": []}
     assert "quarantined_objects" not in m["outputs"]
