@@ -43,6 +43,13 @@ def request_model(spec: DatasetSpec, features: Sequence[str]) -> type[BaseModel]
     return create_model(name, __base__=_Strict, **fields)
 
 
+def spec_features(spec: DatasetSpec, first: Sequence[str] = ()) -> list[str]:
+    """Every feature a model of ``spec`` may take (each view's and each derived one),
+    after ``first``, once each: what a router serving several versions accepts."""
+    names = [f.split(":", 1)[1] for f in spec.all_features()]
+    return list(dict.fromkeys([*first, *names]))
+
+
 def response_model(spec: DatasetSpec) -> type[BaseModel]:
     """The response of one prediction: the entity, the score, the model version."""
     key = spec.entity.join_key

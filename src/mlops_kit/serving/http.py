@@ -229,7 +229,7 @@ def create_app(target: InferenceService | Router, max_rows: int | None = None) -
         items = body if isinstance(body, list) else [body]
         if len(items) > router.max_rows:
             return _respond(too_large(len(items), router.max_rows))
-        payloads = [i.model_dump() for i in items]
+        payloads = [i.model_dump(exclude_unset=True) for i in items]
         beyond = [
             {"request": r, "field": n, "error": f"beyond the FP32 range (+-{_FP32_MAX:.4g})"}
             for r, p in enumerate(payloads)

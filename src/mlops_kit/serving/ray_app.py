@@ -127,8 +127,9 @@ class ModelServer:
         return None
 
     async def predict(self, payloads: list[dict[str, Any]]) -> dict[str, Any]:
-        """Score one caller's requests (batched with other callers')."""
-        return self._unavailable() or await self.predict_batch(payloads)
+        """Score one caller's requests (batched with other callers'), each with the
+        fields this version takes (the ingress accepts every feature of the spec)."""
+        return self._unavailable() or await self.predict_batch(self.service.own_fields(payloads))
 
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.0)
     async def predict_batch(self, groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -172,7 +172,7 @@ class ServeRouter(Router):
         alias: str,
         features: list[str],
     ) -> None:
-        from mlops_kit.data.request import request_model, response_model
+        from mlops_kit.data.request import request_model, response_model, spec_features
         from mlops_kit.data.spec import spec_of
         from mlops_kit.serving.metrics import ServingMetrics, WindowStats
 
@@ -180,7 +180,9 @@ class ServeRouter(Router):
         self.spec = spec_of(settings)
         self.name = name
         self.alias = alias
-        self.request_type = request_model(self.spec, features)
+        # stable and canary may take different features, and a version move changes
+        # them: the ingress accepts every feature of the spec, each side what it takes
+        self.request_type = request_model(self.spec, spec_features(self.spec, features))
         self.response_type = response_model(self.spec)
         self.max_rows = settings.serving.max_request_rows
         self.served: dict[str, str | None] = {STABLE: None, CANARY: None}

@@ -254,6 +254,13 @@ class InferenceService:
             )
         return out
 
+    def own_fields(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The requests with only the fields this version takes (the join key and the
+        model's features): what a router accepting every feature of the spec sends the
+        version it routes to, so that stable and canary may differ in their features."""
+        fields = self._request.model_fields
+        return [{k: v for k, v in p.items() if k in fields} for p in payloads]
+
     def predict(self, payloads: list[Any]) -> list[dict[str, Any]]:
         """Score a batch of requests (dicts with the join key and optional features).
 
