@@ -348,6 +348,7 @@ FEATURE_KEYS = [
     ("a", T0 + 2 * H),
     ("a", T0 + 4 * H),
     ("b", T0 + 10 * H),
+    ("d", T0 + 2 * H),
     ("d", T0 + 3 * H + 500 * MS),  # off the second: fine for the local engine only
 ]
 TTL_S = {"device_hourly": 3600, "device_daily": 36000}
@@ -368,7 +369,7 @@ LABELS: list[tuple[str, datetime, int, tuple[datetime | None, datetime | None]]]
     ("a", T0 + 0.5 * H, 0, (None, None)),  # before a's first row
     ("b", T0 + 10 * H, 1, (T0 + 10 * H, T0 + 10 * H)),
     ("a", T0 + 2 * H, 1, (T0 + 2 * H, T0 + 2 * H)),  # the third row again, another label
-    ("d", T0 + 3 * H + 250 * MS, 0, (None, None)),  # d's row is 250 ms later
+    ("d", T0 + 3 * H + 250 * MS, 0, (None, T0 + 2 * H)),  # d's next row is 250 ms later
     ("d", T0 + 3 * H + 500 * MS, 1, (T0 + 3 * H + 500 * MS, T0 + 3 * H + 500 * MS)),
     ("a", T0 + 2 * H - US, 0, (T0 + H, T0 + H)),  # the 2 h row is a microsecond later
 ]
@@ -465,13 +466,13 @@ def test_keep_returns_every_label_row_in_order_with_nulls_where_uncovered(lake: 
     assert ts.accounting == {
         "rows_in": 14,
         "complete": 7,
-        "partial": 2,
-        "without_features": 5,
+        "partial": 3,
+        "without_features": 4,
         "missing_policy": "keep",
-        "missing_by_view": {"device_daily": 5, "device_hourly": 7},
+        "missing_by_view": {"device_daily": 4, "device_hourly": 7},
         "ttl_s": {"device_daily": 36000, "device_hourly": 3600},
         "dropped": 0,
-        "kept_with_nulls": 5,
+        "kept_with_nulls": 4,
         "rows_out": 14,
     }
 
@@ -482,8 +483,8 @@ def test_drop_leaves_out_and_counts_rows_without_features(lake: Lake) -> None:
     assert ts.table.schema == SCHEMA
     assert ts.table.to_pylist() == _expected(lake, kept)
     acc = ts.accounting
-    assert (acc["missing_policy"], acc["dropped"], acc["kept_with_nulls"]) == ("drop", 5, 0)
-    assert (acc["rows_in"], acc["rows_out"], acc["without_features"]) == (14, 9, 5)
+    assert (acc["missing_policy"], acc["dropped"], acc["kept_with_nulls"]) == ("drop", 4, 0)
+    assert (acc["rows_in"], acc["rows_out"], acc["without_features"]) == (14, 10, 4)
 
 
 def test_no_feature_row_newer_than_the_label_is_joined(lake: Lake) -> None:
@@ -493,7 +494,8 @@ def test_no_feature_row_newer_than_the_label_is_joined(lake: Lake) -> None:
     rows += [(d, t, 1, None) for d, t in FEATURE_KEYS]
     ts = lake.client.training_set(_labels(rows), features=["readings_1h"], missing="keep")
     a1 = lake.rows[("a", T0 + H)]["readings_1h"]
-    before = [None, None, a1, a1] + [None] * 6  # a at 4 h: the 2 h row is past the TTL
+    # before a's 4 h row and d's rows the previous row is past the TTL, or there is none
+    before = [None, None, a1, a1] + [None] * (2 * len(FEATURE_KEYS) - 4)
     on_time = [lake.rows[k]["readings_1h"] for k in FEATURE_KEYS]
     assert ts.table["readings_1h"].to_pylist() == before + on_time
     assert ts.table[TIMESTAMP].to_pylist() == [r[1] for r in rows]
@@ -552,7 +554,7 @@ def test_every_row_dropped_gives_an_empty_typed_table(lake: Lake) -> None:
         _labels([LABELS[i] for i in WITHOUT]), features=REFS, missing="drop"
     )
     assert ts.table.schema == SCHEMA and ts.table.num_rows == 0
-    assert (ts.accounting["dropped"], ts.accounting["rows_out"]) == (5, 0)
+    assert (ts.accounting["dropped"], ts.accounting["rows_out"]) == (len(WITHOUT), 0)
 
 
 def test_a_source_without_files_keeps_or_drops_every_row(lake: Lake, tmp_path: Path) -> None:
@@ -578,7 +580,11 @@ def test_the_ray_engine_refuses_a_source_off_the_second_before_joining(lake: Lak
 def test_feast_join_for_ray_floors_label_times_and_joins_back(lake: Lake) -> None:
     """With ``features.engine: ray`` Feast gets each label key once, floored to the second
     (the Ray store floors it itself; the local store answering here shows what it is
-    given), and every label row keeps its own time."""
+    given), and every label row keeps its own time.
+
+    d's row off the second (a source the training set refuses for Ray) shows the floor:
+    the label 200 ms after it gets d's row before it.
+    """
     client = _client(lake, engine="ray")
     client._store = lake.client.store  # the local offline store, applied, without Ray
     rows = _frame(
@@ -587,20 +593,22 @@ def test_feast_join_for_ray_floors_label_times_and_joins_back(lake: Lake) -> Non
             ("b", T0 + 10 * H + 999_999 * US),
             ("a", T0 + 4 * H + 200 * MS),
             ("a", T0 + 2 * H + 500 * MS),
+            ("d", T0 + 3 * H + 700 * MS),
         ],
-        y=[0, 1, 2, 3],
+        y=[0, 1, 2, 3, 4],
     )
     got = _feast_join(client, rows, ["device_hourly:readings_1h"])
     got = got.sort_by(ROW_ID)
     assert got.column_names == [ROW_ID, KEY, TIMESTAMP, "y", "readings_1h"]
     assert got[TIMESTAMP].to_pylist() == rows[TIMESTAMP].to_list()
-    assert got["y"].to_pylist() == [0, 1, 2, 3]
+    assert got["y"].to_pylist() == [0, 1, 2, 3, 4]
     r = lake.rows
     assert got["readings_1h"].to_pylist() == [
         r[("a", T0 + 4 * H)]["readings_1h"],
         r[("b", T0 + 10 * H)]["readings_1h"],
         r[("a", T0 + 4 * H)]["readings_1h"],
         r[("a", T0 + 2 * H)]["readings_1h"],
+        r[("d", T0 + 2 * H)]["readings_1h"],
     ]
 
 
