@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from mlops_kit.model.preprocess import Preprocessor
 from mlops_kit.registry import evaluate as ev
-from mlops_kit.registry.errors import MissingArtifactError, PolicyError, RegistryError
+from mlops_kit.registry.errors import PolicyError, RegistryError
 from mlops_kit.registry.evaluate import Evaluation
 from mlops_kit.registry.policy import (
     ChampionGate,
@@ -546,24 +546,6 @@ def test_evaluate_onnx_times_single_rows_when_asked(
     assert result.to_dict()["latency_p99_ms"] == result.latency_p99_ms
 
 
-def test_evaluate_folder_reads_the_bundle_and_the_spec(folder: Path) -> None:
-    spec = EvaluationSpec(label_column="failed", threshold=0.6)
-    result = ev.evaluate_folder(str(folder), _table("failed"), spec)
-    assert result.to_dict() == {**_expected(0.6), **UNTIMED}
-    once = ev.evaluate_folder(str(folder), _table("failed"), spec, latency_calls=1)
-    assert once.latency_calls == 1 and isinstance(once.latency_p50_ms, float)
-    assert once.latency_p50_ms == once.latency_p99_ms and once.latency_p50_ms >= 0.0
-
-
-@pytest.mark.parametrize("lacking", ["model.onnx", "preprocess.json"])
-def test_evaluate_folder_names_the_missing_file(folder: Path, lacking: str) -> None:
-    (folder / lacking).unlink()
-    with pytest.raises(MissingArtifactError) as info:
-        ev.evaluate_folder(str(folder), _table(), EvaluationSpec(label_column="y"))
-    assert str(info.value) == f"'{folder}' has no {lacking}"
-    assert info.value.code == "MISSING_ARTIFACT"
-
-
 # ------------------------------------------------------------------------ Evaluation
 def _evaluation(**roc: list[float]) -> Evaluation:
     return Evaluation(0.9, 0.6, 0.5, 0.25, 4, 0.5, [[2, 1], [0, 1]], "ab", roc=roc)
@@ -595,5 +577,10 @@ def test_metric_reads_a_figure_by_name() -> None:
     result = _evaluation()
     assert [result.metric(m) for m in ("roc_auc", "pr_auc", "f1")] == [0.9, 0.6, 0.5]
     assert all(type(result.metric(m)) is float for m in ("roc_auc", "pr_auc", "f1"))
-    with pytest.raises(AttributeError, match="'Evaluation' object has no attribute 'accuracy'"):
-        result.metric("accuracy")
+    for name in ("accuracy", "to_dict", "n"):
+        with pytest.raises(PolicyError) as info:
+            result.metric(name)
+        assert str(info.value) == (
+            f"no metric {name!r} to compare: use one of roc_auc, pr_auc, f1 "
+            "(champion.metric in the promotion policy)"
+        )

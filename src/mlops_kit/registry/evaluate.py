@@ -13,13 +13,16 @@ import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from mlops_kit import storage
-from mlops_kit.registry.errors import RegistryError
-from mlops_kit.registry.policy import EvaluationSpec
+from mlops_kit.registry.errors import PolicyError, RegistryError
+from mlops_kit.registry.policy import EvaluationSpec, Metric
+
+METRICS: tuple[str, ...] = get_args(Metric)
+"""The figures a policy may compare by name."""
 
 ROC_POINTS = 51
 """Points of the ROC curve kept for ``ClassificationMetrics``."""
@@ -65,7 +68,17 @@ class Evaluation:
         return out
 
     def metric(self, name: str) -> float:
-        """The value of ``roc_auc``, ``pr_auc`` or ``f1``."""
+        """The value of ``roc_auc``, ``pr_auc`` or ``f1``.
+
+        Raises:
+            PolicyError: ``name`` is none of them (what ``champion.metric`` of a policy
+                may name).
+        """
+        if name not in METRICS:
+            raise PolicyError(
+                f"no metric {name!r} to compare: use one of {', '.join(METRICS)} "
+                "(champion.metric in the promotion policy)"
+            )
         return float(getattr(self, name))
 
 
@@ -228,8 +241,19 @@ def evaluate_onnx(
     )
 
 
-def evaluate_folder(folder: str, table: Any, spec: EvaluationSpec, latency_calls: int = 0) -> Any:
-    """Evaluate the ONNX folder of ``export_onnx`` (``model.onnx`` + ``preprocess.json``)."""
+def evaluate_folder(
+    folder: str,
+    table: Any,
+    spec: EvaluationSpec,
+    latency_calls: int = 0,
+    latency_warmup: int = 50,
+) -> Any:
+    """Evaluate the ONNX folder of ``export_onnx`` (``model.onnx`` + ``preprocess.json``),
+    with ``latency_warmup`` untimed calls before ``latency_calls`` timed ones.
+
+    Raises:
+        MissingArtifactError: a file of the folder is missing.
+    """
     from mlops_kit.model import bundle
     from mlops_kit.model.preprocess import Preprocessor
 
@@ -239,7 +263,10 @@ def evaluate_folder(folder: str, table: Any, spec: EvaluationSpec, latency_calls
         if not os.path.isfile(path):
             from mlops_kit.registry.errors import MissingArtifactError
 
-            raise MissingArtifactError(f"'{folder}' has no {os.path.basename(path)}")
+            raise MissingArtifactError(
+                f"'{folder}' has no {os.path.basename(path)}: give the folder export_onnx "
+                f"wrote ({bundle.ONNX_MODEL} and {bundle.PREPROCESS} side by side)"
+            )
     return evaluate_onnx(
         onnx_path,
         Preprocessor.load(pre_path),
@@ -247,6 +274,7 @@ def evaluate_folder(folder: str, table: Any, spec: EvaluationSpec, latency_calls
         label_column=spec.label_column,
         threshold=spec.threshold,
         latency_calls=latency_calls,
+        latency_warmup=latency_warmup,
     )
 
 

@@ -99,7 +99,10 @@ def evaluate_model_step(
         raise MissingArtifactError(f"'{onnx_model.path}' has no {bundle.PREPROCESS}")
     names = list(Preprocessor.load(pre_path).feature_names)
     table = read_evaluation_table(evaluation.path, policy.evaluation, names)
-    result = evaluate_folder(onnx_model.path, table, policy.evaluation, policy.latency.calls)
+    latency = policy.latency
+    result = evaluate_folder(
+        onnx_model.path, table, policy.evaluation, latency.calls, latency.warmup
+    )
     parity_path = os.path.join(onnx_model.path, bundle.PARITY)
     parity = storage.read_json(parity_path) if os.path.isfile(parity_path) else {}
     parity_passed = bool(parity.get("passed", onnx_model.metadata.get("parity_passed", False)))
