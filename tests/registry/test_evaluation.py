@@ -216,10 +216,16 @@ def test_unknown_keys_are_refused_each_named() -> None:
 def test_a_policy_that_is_not_a_mapping_is_refused() -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy([1, 2], "'p.yaml'")
-    assert str(info.value) == "promotion policy 'p.yaml' must be a mapping of sections, got list"
+    assert str(info.value) == (
+        "promotion policy 'p.yaml' must be a mapping of sections (thresholds, champion, "
+        "latency, evaluation...), got list"
+    )
     with pytest.raises(PolicyError) as info:
         parse_policy("thresholds")
-    assert str(info.value).endswith(" must be a mapping of sections, got str")
+    assert str(info.value) == (
+        "promotion policy must be a mapping of sections (thresholds, champion, latency, "
+        "evaluation...), got str"
+    )
     with pytest.raises(PolicyError, match=r"^invalid promotion policy:\n  latency: .*\(got 5\)$"):
         parse_policy({"latency": 5})
     for flag in ("require_parity", "require_data_quality", "require_approval"):
@@ -286,7 +292,10 @@ def test_load_policy_names_the_file_in_each_refusal(tmp_path: Path) -> None:
     listed.write_text("- thresholds\n")
     with pytest.raises(PolicyError) as info:
         load_policy(listed)
-    assert str(info.value) == f"promotion policy '{listed}' must be a mapping of sections, got list"
+    assert str(info.value) == (
+        f"promotion policy '{listed}' must be a mapping of sections (thresholds, champion, "
+        "latency, evaluation...), got list"
+    )
     typo = tmp_path / "typo.yaml"
     typo.write_text("champion:\n  margn: 0.01\n")
     with pytest.raises(PolicyError) as info:

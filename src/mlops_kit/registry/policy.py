@@ -106,7 +106,8 @@ def parse_policy(data: Any, source: str = "") -> PromotionPolicy:
         data = {}
     if not isinstance(data, dict):
         raise PolicyError(
-            f"promotion policy {source} must be a mapping of sections, got {type(data).__name__}"
+            f"{f'promotion policy {source}'.rstrip()} must be a mapping of sections (thresholds, "
+            f"champion, latency, evaluation...), got {type(data).__name__}"
         )
     try:
         return PromotionPolicy.model_validate(data)
