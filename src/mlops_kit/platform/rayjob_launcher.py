@@ -151,13 +151,13 @@ class RayJobLauncher:
     def _api(self) -> Any:
         require("kubernetes", "submitting RayJobs")
         try:
-            return self._client._api()
+            return self._client.custom_objects()
         except LaunchError as exc:
             raise RayJobSubmitError(exc.message) from None
 
     @staticmethod
     def _error(exc: Any, what: str) -> RayJobSubmitError:
-        error = EksLauncher._api_error(exc, what)
+        error = EksLauncher.api_error(exc, what)
         return RayJobSubmitError(error.message, http_status=error.details.get("status"))
 
     def submit(self, entrypoint: Sequence[str], *, name: str | None = None) -> JobHandle:

@@ -460,7 +460,14 @@ class EksLauncher(TrainingLauncher):
 
     # -- API ------------------------------------------------------------------------------------
 
-    def _api(self) -> Any:
+    def custom_objects(self) -> Any:
+        """Kubernetes' ``CustomObjectsApi`` on this launcher's kubeconfig and context (or
+        the pod's service account; the client is made on first use): what custom
+        resources are submitted through, by this launcher and the RayJob one.
+
+        Raises:
+            LaunchError: no Kubernetes credentials, naming how to get them.
+        """
         k8s = require("kubernetes", "the EKS training launcher")
         if self._api_client is None:
             try:
@@ -481,7 +488,9 @@ class EksLauncher(TrainingLauncher):
         return k8s.client.CustomObjectsApi(self._api_client)
 
     @staticmethod
-    def _api_error(exc: Any, what: str) -> LaunchError:
+    def api_error(exc: Any, what: str) -> LaunchError:
+        """The :class:`LaunchError` of a failed Kubernetes API call while doing ``what``:
+        its status, the API server's message and what to check."""
         status = getattr(exc, "status", None)
         message = getattr(exc, "reason", None) or str(exc)
         body = getattr(exc, "body", None)
@@ -500,27 +509,27 @@ class EksLauncher(TrainingLauncher):
     def submit(self, spec: TrainingJobSpec) -> JobHandle:
         obj = self.build(spec)
         group, version, plural, _, _ = _KINDS[self.kind]
-        api = self._api()
+        api = self.custom_objects()
         k8s = require("kubernetes")
         namespace = obj["metadata"]["namespace"]
         try:
             created = api.create_namespaced_custom_object(group, version, namespace, plural, obj)
         except k8s.client.ApiException as exc:
-            raise self._api_error(exc, f"creating {self.kind} {namespace}/{spec.name}") from None
+            raise self.api_error(exc, f"creating {self.kind} {namespace}/{spec.name}") from None
         uid = (created.get("metadata") or {}).get("uid") if isinstance(created, dict) else None
         return JobHandle("eks", spec.name, self.kind, namespace, uid)
 
     def get(self, handle: JobHandle) -> dict[str, Any]:
         """The job object as the API server has it now."""
         group, version, plural, _, _ = _KINDS[handle.kind]
-        api = self._api()
+        api = self.custom_objects()
         k8s = require("kubernetes")
         try:
             obj = api.get_namespaced_custom_object(
                 group, version, handle.namespace or "default", plural, handle.name
             )
         except k8s.client.ApiException as exc:
-            raise self._api_error(
+            raise self.api_error(
                 exc, f"reading {handle.kind} {handle.namespace}/{handle.name}"
             ) from None
         return dict(obj)
