@@ -372,10 +372,17 @@ def test_serve_config_v2_must_hold_applications(example: Settings) -> None:
         deploy.check_ray_service(obj, CRDS["RayService"])
 
 
-def test_check_ray_service_names_a_missing_crd(example: Settings, tmp_path: Path) -> None:
+def test_check_ray_service_names_a_missing_or_other_crd(example: Settings, tmp_path: Path) -> None:
     with pytest.raises(ServingConfigError, match=r"^crd_path: cannot read a CRD") as err:
         deploy.check_ray_service(deploy.ray_service(example), tmp_path / "absent.yaml")
     assert err.value.field == "crd_path"
+    rayjobs = CRDS["RayService"].with_name("ray.io_rayjobs.yaml")
+    with pytest.raises(ServingConfigError) as err:
+        deploy.check_ray_service(deploy.ray_service(example), rayjobs)
+    assert str(err.value) == (
+        f"crd_path: {rayjobs} defines RayJob.ray.io, not RayService.ray.io; give the path of "
+        "ray.io_rayservices.yaml from KubeRay's ray-operator/config/crd/bases"
+    )
 
 
 # -- the committed serving/ folder ------------------------------------------------------------

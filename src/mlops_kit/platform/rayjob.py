@@ -38,7 +38,6 @@ from typing import Any
 
 from mlops_kit._version import __version__
 from mlops_kit.config import Settings
-from mlops_kit.errors import ConfigError
 from mlops_kit.platform.errors import (
     RayJobConfigError,
     RayJobInvalidError,
@@ -443,21 +442,16 @@ def check_rayjob(obj: Mapping[str, Any], crd: str | os.PathLike[str] | None = No
     """
     errors: list[str] = []
     if crd is not None:
-        from mlops_kit.training.launchers.crd import load_crd, validate_object
+        from mlops_kit.training.launchers.crd import load_crd_of, validate_object
 
-        try:
-            loaded = load_crd(crd)
-        except (OSError, ConfigError) as exc:
-            raise RayJobConfigError(
-                f"crd: cannot read a CRD at {crd} ({exc}); give the path of "
-                "ray.io_rayjobs.yaml from KubeRay's ray-operator/config/crd/bases",
-                field="crd",
-            ) from None
-        if (loaded.group, loaded.kind) != (GROUP, KIND):
-            raise RayJobConfigError(
-                f"crd: {crd} defines {loaded.kind}.{loaded.group}, not {KIND}.{GROUP}",
+        def refuse(reason: str) -> RayJobConfigError:
+            return RayJobConfigError(
+                f"crd: {reason}; give the path of ray.io_rayjobs.yaml from KubeRay's "
+                "ray-operator/config/crd/bases",
                 field="crd",
             )
+
+        loaded = load_crd_of(crd, GROUP, KIND, refuse)
         errors += validate_object(obj, loaded)
     errors += kuberay_errors(obj)
     if errors:

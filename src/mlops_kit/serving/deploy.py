@@ -426,18 +426,18 @@ def check_ray_service(obj: Mapping[str, Any], crd_path: str | os.PathLike[str]) 
 
     Raises:
         RayServiceInvalidError: listing each bad field (``errors``), first named.
-        ServingConfigError: ``crd_path`` is not a readable CRD.
+        ServingConfigError: ``crd_path`` is not a readable RayService CRD.
     """
-    from mlops_kit.training.launchers.crd import load_crd, validate_object
+    from mlops_kit.training.launchers.crd import load_crd_of, validate_object
 
-    try:
-        crd = load_crd(crd_path)
-    except (OSError, ConfigError) as exc:
-        raise ServingConfigError(
-            f"crd_path: cannot read a CRD at {crd_path} ({exc}); give the path of "
-            "ray.io_rayservices.yaml from KubeRay's ray-operator/config/crd/bases",
+    def refuse(reason: str) -> ServingConfigError:
+        return ServingConfigError(
+            f"crd_path: {reason}; give the path of ray.io_rayservices.yaml from KubeRay's "
+            "ray-operator/config/crd/bases",
             field="crd_path",
-        ) from None
+        )
+
+    crd = load_crd_of(crd_path, "ray.io", "RayService", refuse)
     errors = validate_object(obj, crd)
     text = (obj.get("spec") or {}).get("serveConfigV2")
     try:

@@ -198,6 +198,24 @@ def load_crd(path: str | os.PathLike[str], version: str | None = None) -> Crd:
     return _load_cached(str(Path(path).resolve()), version)
 
 
+def load_crd_of(
+    path: str | os.PathLike[str], group: str, kind: str, refuse: Callable[[str], Exception]
+) -> Crd:
+    """The CRD at ``path``, which must define ``kind.group``.
+
+    Raises:
+        Exception: ``refuse(reason)`` (the caller's own error) when the file cannot be
+            read as a CRD or defines another kind.
+    """
+    try:
+        crd = load_crd(path)
+    except (OSError, ConfigError) as exc:
+        raise refuse(f"cannot read a CRD at {path} ({exc})") from None
+    if (crd.group, crd.kind) != (group, kind):
+        raise refuse(f"{path} defines {crd.kind}.{crd.group}, not {kind}.{group}")
+    return crd
+
+
 def crd_from_manifest(
     manifest: Mapping[str, Any], version: str | None = None, *, source: str = "manifest"
 ) -> Crd:
