@@ -360,3 +360,27 @@ def test_the_batched_store_is_selected_on_both_engines(tmp_path: Path) -> None:
 
 def _online_db(home: Path) -> str:
     return str((home / "features" / "online.db").absolute())
+
+
+def test_the_direct_reader_names_a_store_it_cannot_read(tmp_path: Path) -> None:
+    """A missing file, and one that is no database, fail naming the file and the fix (raw
+    SQLite errors before); a database without the view's table reads as no rows."""
+    from mlops_kit.features.errors import OnlineStoreUnreadableError
+    from mlops_kit.features.online import SqliteReader
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database, " * 512)
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    for path, why in ((tmp_path / "absent.db", "unable to open"), (garbage, "not a database")):
+        reader = SqliteReader(str(path), "p", "device_id")
+        for method, args in (("read", (["d1"], ["readings_1h"])), ("event_times", (["d1"],))):
+            with pytest.raises(OnlineStoreUnreadableError) as err:
+                getattr(reader, method)("device_hourly", *args)
+            assert str(err.value).startswith(f"the online store {path} cannot be read (SQLite: ")
+            assert why in str(err.value) and "mlops-kit features materialize" in str(err.value)
+            assert err.value.code == "FEATURE_ONLINE_STORE_UNREADABLE"
+            assert err.value.details == {"path": str(path)}
+    reader = SqliteReader(str(empty), "p", "device_id")
+    assert reader.read("device_hourly", ["d1"], ["readings_1h"]) == {}
+    assert reader.event_times("device_hourly", ["d1"]) == {}

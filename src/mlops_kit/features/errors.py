@@ -81,6 +81,13 @@ class EntityKeyError(FeatureStoreError, ValueError):
     code = "FEATURE_ENTITY_KEY_INVALID"
 
 
+class OnlineStoreUnreadableError(FeatureStoreError):
+    """The SQLite online store cannot be read: the file is missing, is not a database,
+    or SQLite refuses it."""
+
+    code = "FEATURE_ONLINE_STORE_UNREADABLE"
+
+
 class OnlineValueError(FeatureStoreError):
     """A stored online value the direct reader cannot decode: bytes that are not a Feast
     value, or a kind it does not read (maps, sets, structs)."""

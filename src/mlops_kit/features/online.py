@@ -21,6 +21,7 @@ from typing import Any
 
 from mlops_kit.features import wire
 from mlops_kit.features.catalog import Catalog
+from mlops_kit.features.errors import OnlineStoreUnreadableError
 
 _KEY_CACHE_MAX = 100_000
 
@@ -83,6 +84,25 @@ class SqliteReader:
     def table(self, view: str) -> str:
         return f"{self._project}_{view}"
 
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any] | None:
+        """The rows of ``sql``; None when the view's table does not exist (nothing has
+        been materialized into it).
+
+        Raises:
+            OnlineStoreUnreadableError: the file is missing, not a database, or refused.
+        """
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise OnlineStoreUnreadableError(
+                f"the online store {self._path} cannot be read (SQLite: {exc}): materialize "
+                "the features into it first (`mlops-kit features materialize`), or set "
+                "features.online_path to the store they were materialized into",
+                path=self._path,
+            ) from None
+
     def read(self, view: str, device_ids: Sequence[str], features: Sequence[str]) -> Rows:
         """The rows of ``view`` for ``device_ids``, only ``features``."""
         keys = {self._keys.serialized(d): d for d in device_ids}
@@ -93,12 +113,9 @@ class SqliteReader:
         )
         out: Rows = {}
         decode = wire.decode_value
-        try:
-            rows = self._conn().execute(sql, [*keys, *features]).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return out
-            raise
+        rows = self._query(sql, [*keys, *features])
+        if rows is None:
+            return out
         for key, name, blob, ts in rows:
             device = keys[key]
             entry = out.get(device)
@@ -110,19 +127,15 @@ class SqliteReader:
     def event_times(self, view: str, device_ids: Sequence[str]) -> dict[str, datetime | None]:
         """The event time of the online row of each of ``device_ids`` that has one."""
         out: dict[str, datetime | None] = {}
-        conn = self._conn()
         for first in range(0, len(device_ids), 500):
             keys = {self._keys.serialized(d): d for d in device_ids[first : first + 500]}
             sql = (
                 f'SELECT entity_key, max(event_ts) FROM "{self.table(view)}" '
                 f"WHERE entity_key IN ({','.join('?' * len(keys))}) GROUP BY entity_key"
             )
-            try:
-                rows = conn.execute(sql, list(keys)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return out
-                raise
+            rows = self._query(sql, list(keys))
+            if rows is None:
+                return out
             out.update((keys[key], _when(ts)) for key, ts in rows)
         return out
 
