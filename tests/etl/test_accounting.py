@@ -76,6 +76,7 @@ def within(timings: dict, elapsed_wall: float, elapsed_cpu: float) -> None:
     """Each stage took no more than the whole it ran in, in seconds rounded to 0.1 ms."""
     for stage, t in timings.items():
         assert set(t) == {"wall_s", "cpu_s"}, stage
+        assert isinstance(t["wall_s"], float) and isinstance(t["cpu_s"], float), (stage, t)
         assert 0.0 <= t["wall_s"] <= elapsed_wall + 1e-4, (stage, t)
         assert 0.0 <= t["cpu_s"] <= elapsed_cpu + 1e-4, (stage, t)
         assert round(t["wall_s"], 4) == t["wall_s"] and round(t["cpu_s"], 4) == t["cpu_s"]
@@ -504,6 +505,7 @@ def test_run_etl_commits_the_run_with_its_manifest(mixed: Settings) -> None:
     rejected = storage.read_parquet(m["outputs"]["quarantine"]["added"])
     assert sorted(rejected["reason"].to_pylist()) == sorted(res.quarantined_by_reason)
     feature_rows = storage.read_parquet(features).num_rows
+    assert set(storage.read_parquet(features)["created_at"].to_pylist()) == {NOW}
     assert m["feature_rows"] == res.feature_rows == res.warehouse_rows_upserted == feature_rows
     assert r.warehouse_of(mixed).count("device_features_hourly") == feature_rows
     assert m["objects_quarantined"] == res.objects_quarantined and m["notes"] == res.notes == []
@@ -530,8 +532,11 @@ def test_run_etl_checks_with_the_rules_given(mixed: Settings) -> None:
 
 def test_a_later_run_replaces_the_feature_days_it_recomputes(mixed: Settings) -> None:
     first = r.run_etl(mixed, now=NOW)
-    put(mixed, [rec("dev-0001", "2026-01-01T23:30:00Z", rpm=5.0)])
+    late = put(mixed, [rec("dev-0001", "2026-01-01T23:30:00Z", rpm=5.0, colour="red")])
     second = r.run_etl(mixed, now=NOW)
+    assert [(n["uri"], n["kind"], n["columns"]) for n in second.notes] == [
+        (late, "extra_columns", ["colour"])
+    ]
     m = storage.read_json(second.manifest_uri or "")
     root = f"{mixed.storage.processed_uri}/device_features_hourly"
     old = [f"{root}/date=2026-01-0{d}/part-{first.run_id}.parquet" for d in (1, 2)]
@@ -540,6 +545,7 @@ def test_a_later_run_replaces_the_feature_days_it_recomputes(mixed: Settings) ->
     assert second.manifest_uri.endswith(f"/00000002-{second.run_id}.json")  # type: ignore[union-attr]
     assert m["outputs"]["device_features_hourly"] == {"added": new, "removed": old}
     assert m["outputs"]["quarantine"] == {"added": [], "removed": []}
+    assert m["notes"] == second.notes
     assert "quarantined_objects" not in m["outputs"]
     assert [storage.exists(u) for u in old + new] == [False, False, True, True]
     assert lake.live_files(r.layout_of(mixed), "device_features_hourly") == new

@@ -169,6 +169,7 @@ def test_read_options_per_released_object(settings: Settings) -> None:
         ("postgresql+psycopg://etl:s3cret@db:5432/lake", "postgresql+psycopg://etl@db:5432/lake"),
         ("postgresql://etl:p@ss:w@db/lake", "postgresql://etl@db/lake"),
         ("postgresql://etl@db/lake", "postgresql://etl@db/lake"),
+        ("postgresql://etl:a://b@db/lake", "postgresql://etl@db/lake"),
         ("duckdb:///tmp/wh.duckdb", "duckdb:///tmp/wh.duckdb"),
         ("", ""),
         (None, None),
@@ -380,16 +381,18 @@ def test_feature_days_reach_as_far_as_the_longest_window(mixed: Settings, tmp_pa
         {jan[0], jan[1]},
     )
     assert run.feature_days(mixed, {jan[2]}) == ({jan[1], jan[2], jan[3]}, {jan[2]})
-    # a window longer than a day by an hour reaches two days
-    text = (SPEC).read_text()
-    path = tmp_path / "long.yaml"
-    path.write_text(text.replace("windows: {1h: 1h, 24h: 24h}", "windows: {1h: 1h, 24h: 25h}"))
-    mixed.dataset = str(path)
-    around, affected = run.feature_days(mixed, {d})
-    assert around == set(jan[2:7]) and affected == {d}
+    dec31 = date(2025, 12, 31)
+    assert run.feature_days(mixed, {dec31})[1] == {dec31, jan[0]}
+    # a window longer than a day, even by a second, reaches two days
+    for grain, longest in (("1h", "25h"), ("1s", "86401s")):
+        long = _spec(tmp_path, f"long-{grain}", "24h: 24h}", f"24h: {longest}}}")
+        Path(long).write_text(Path(long).read_text().replace("grain: 1h", f"grain: {grain}"))
+        mixed.dataset = long
+        around, affected = run.feature_days(mixed, {d})
+        assert around == set(jan[2:7]) and affected == {d}, longest
 
 
-def test_features_for_recomputes_only_the_affected_days(mixed: Settings) -> None:
+def test_features_for_recomputes_only_the_affected_days(mixed: Settings, tmp_path: Path) -> None:
     run_etl(mixed, now=NOW)
     records = z.record_layout_of(mixed)
     none = records.reading_schema.empty_table()
@@ -414,3 +417,8 @@ def test_features_for_recomputes_only_the_affected_days(mixed: Settings) -> None
     )
     got = run.features_for(mixed, new, NOW, {date(2026, 3, 1)}, {date(2026, 3, 1)}, keep=only_0)
     assert set(got[date(2026, 3, 1)]["device_id"].to_pylist()) == {"dev-0003"}
+    # the features are the settings' spec's
+    mixed.dataset = _spec(tmp_path, "counted", "row_count: readings", "row_count: n")
+    counted = run.features_for(mixed, none, NOW, {jan1, jan2}, {jan1})[jan1]
+    assert counted.schema.equals(z.record_layout_of(mixed).features_schema)
+    assert counted["n_1h"].to_pylist() == out[jan1]["readings_1h"].to_pylist()
