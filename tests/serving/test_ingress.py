@@ -80,11 +80,15 @@ def rollout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "entity": entity,
         "versions": {"full": champion, "half": other},
         "only_full": only_full,
+        "full": full,
+        "name": name,
     }
 
 
-def _post(rollout: dict[str, Any], stable: str, canary: str, body: Any) -> Any:
-    """POST ``body`` to /predict of an ingress sending every request to the canary."""
+def _post(
+    rollout: dict[str, Any], stable: str, canary: str, body: Any, path: str = "/predict"
+) -> Any:
+    """POST ``body`` to ``path`` of an ingress sending every request to the canary."""
     import httpx
 
     from mlops_kit.serving.http import create_app
@@ -114,7 +118,7 @@ def _post(rollout: dict[str, Any], stable: str, canary: str, body: Any) -> Any:
         await router.refresh()
         transport = httpx.ASGITransport(app=create_app(router))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            return await http.post("/predict", json=body)
+            return await http.post(path, json=body)
 
     return asyncio.run(go())
 
@@ -144,3 +148,26 @@ def test_a_canary_on_more_features_gets_a_feature_the_stable_does_not_take(rollo
     unknown = _post(rollout, v["half"], v["full"], {key: entity, "temprature_mean_1h": 1.0})
     assert unknown.status_code == 422
     assert "temprature_mean_1h" in unknown.text and "Extra inputs" in unknown.text
+
+
+def test_an_unversioned_tensor_goes_to_the_stable_when_the_canary_takes_other_features(
+    rollout,
+) -> None:
+    """An Open Inference Protocol tensor holds the columns of ``/v2/models/<name>``'s
+    metadata, the stable's: with a canary on other features it is answered by the stable
+    whatever the weight; a call naming the canary's version reaches the canary."""
+    v, name = rollout["versions"], rollout["name"]
+    k = {"full": len(rollout["full"]), "half": len(rollout["full"]) // 2}
+
+    def tensor(n: int) -> dict[str, Any]:
+        return {
+            "inputs": [{"name": "features", "shape": [1, n], "datatype": "FP32", "data": [0.0] * n}]
+        }
+
+    reply = _post(rollout, v["full"], v["half"], tensor(k["full"]), f"/v2/models/{name}/infer")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["model_version"] == v["full"]
+    path = f"/v2/models/{name}/versions/{v['half']}/infer"
+    reply = _post(rollout, v["full"], v["half"], tensor(k["half"]), path)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["model_version"] == v["half"]

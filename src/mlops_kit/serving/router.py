@@ -193,6 +193,7 @@ class ServeRouter(Router):
         self.window = WindowStats()
         self._batches: OrderedDict[str, None] = OrderedDict()
         self._meta: dict[str, Any] = {}
+        self._features: dict[str, list[str] | None] = {STABLE: None, CANARY: None}
 
     def set_traffic(
         self, stable: str | None, canary: str | None, weight: float, step: int = 0
@@ -203,8 +204,12 @@ class ServeRouter(Router):
         self.step = step
         self.recorder.set_rollout(self.weight, step)
 
-    def _role(self, version: str | None) -> str | None:
+    def _role(self, version: str | None, tensor: bool = False) -> str | None:
         if version is None:
+            if tensor and self._features[CANARY] != self._features[STABLE]:
+                # a tensor holds the columns of the metadata at /v2/models/<name>, the
+                # stable's: a canary on other features answers only calls naming it
+                return STABLE
             return CANARY if self.weight and random.random() < self.weight else STABLE
         for role, served in self.served.items():
             if served == version:
@@ -212,7 +217,7 @@ class ServeRouter(Router):
         return None
 
     async def _call(self, method: str, arg: Any, version: str | None = None) -> Reply:
-        role = self._role(version)
+        role = self._role(version, tensor=method == "infer")
         if role is None:
             return Reply(404, {"error": f"version {version} of '{self.name}' is not served"})
         t0 = time.perf_counter()
@@ -270,5 +275,6 @@ class ServeRouter(Router):
             if role == STABLE and self.follows_alias:
                 self.served[STABLE] = info["version"]
             self._meta[role] = info.get("metadata")
+            self._features[role] = info.get("features")
             if info.get("psi"):
                 self.recorder.set_psi(info["version"], info["psi"])
