@@ -85,6 +85,15 @@ def test_read_table_filters_dates_and_keeps_the_schema(mixed: Settings) -> None:
     assert z.read_table(mixed, z.QUARANTINE, {NOW.date()}).num_rows == 3
 
 
+def test_read_table_gives_a_column_added_since_as_nulls(mixed: Settings, tmp_path: Path) -> None:
+    run_etl(mixed, now=NOW)
+    mixed.dataset = _spec(tmp_path, "noisy", "  failure: {", "  noise: {type: float}\n  failure: {")
+    rows = z.read_table(mixed, z.READINGS)
+    assert rows.schema.equals(z.record_layout_of(mixed).reading_schema)
+    assert rows["noise"].to_pylist() == [None] * 4
+    assert sorted(rows["device_id"].to_pylist()) == ["dev-0000"] * 2 + ["dev-0001"] * 2
+
+
 def test_conform_puts_a_table_in_the_schema() -> None:
     schema = pa.schema([("a", pa.string()), ("b", pa.float64()), ("c", pa.int64())])
     old = pa.table({"b": pa.array([1, 2], pa.int32()), "x": ["q", "r"], "a": ["u", "v"]})
