@@ -288,26 +288,15 @@ def test_align_orders_and_casts_to_the_declared_types() -> None:
             ("vibration_max_24h", pa.float64()),
         ]
     )
-    assert got.to_pylist() == [
-        {
-            ROW_ID: 1,
-            KEY: "a",
-            TIMESTAMP: T0 + 4 * H,
-            "note": "x",
-            "readings_1h": 3,
-            "temperature_mean_1h": 1.0,
-            "vibration_max_24h": 0.5,
-        },
-        {
-            ROW_ID: 0,
-            KEY: "b",
-            TIMESTAMP: None,
-            "note": None,
-            "readings_1h": 4,
-            "temperature_mean_1h": None,
-            "vibration_max_24h": 1.5,
-        },
-    ]
+    assert got.to_pydict() == {
+        ROW_ID: [1, 0],
+        KEY: ["a", "b"],
+        TIMESTAMP: [T0 + 4 * H, None],
+        "note": ["x", None],
+        "readings_1h": [3, 4],
+        "temperature_mean_1h": [1.0, None],
+        "vibration_max_24h": [0.5, 1.5],
+    }
 
 
 # ------------------------------------------------------------------ the Ray engine's limit
@@ -343,14 +332,9 @@ def test_whole_seconds_refuses_a_feature_row_within_a_second() -> None:
 # ------------------------------------------------------------------ training sets through Feast
 
 MS = timedelta(milliseconds=1)
-FEATURE_KEYS = [
-    ("a", T0 + H),
-    ("a", T0 + 2 * H),
-    ("a", T0 + 4 * H),
-    ("b", T0 + 10 * H),
-    ("d", T0 + 2 * H),
-    ("d", T0 + 3 * H + 500 * MS),  # off the second: fine for the local engine only
-]
+FEATURE_KEYS = [("a", T0 + H), ("a", T0 + 2 * H), ("a", T0 + 4 * H), ("b", T0 + 10 * H)]
+FEATURE_KEYS += [("d", T0 + 2 * H), ("d", T0 + 3 * H + 500 * MS)]
+"""Feature rows; d's second is off the second: fine for the local engine only."""
 TTL_S = {"device_hourly": 3600, "device_daily": 36000}
 """Shorter than the spec's (2 h, 26 h): the overrides are what is applied."""
 REFS = ["readings_1h", "device_daily:temperature_mean_24h", "temperature_delta_1h_24h"]
@@ -442,15 +426,9 @@ def _expected(lake: Lake, indices: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+OUT_TYPES = [pa.int64(), pa.float64(), pa.float64()]
 SCHEMA = pa.schema(
-    [
-        ("y", pa.int64()),
-        (KEY, pa.string()),
-        (TIMESTAMP, TS_UTC),
-        ("readings_1h", pa.int64()),
-        ("temperature_mean_24h", pa.float64()),
-        ("temperature_delta_1h_24h", pa.float64()),
-    ]
+    [("y", pa.int64()), (KEY, pa.string()), (TIMESTAMP, TS_UTC), *zip(OUT, OUT_TYPES, strict=True)]
 )
 
 
@@ -539,14 +517,8 @@ def test_an_unknown_missing_policy_is_refused(lake: Lake) -> None:
 def test_no_labels_give_an_empty_typed_table(lake: Lake) -> None:
     ts = lake.client.training_set(_labels([]), features=REFS)
     assert ts.table.schema == SCHEMA and ts.table.num_rows == 0
-    acc = ts.accounting
-    assert (acc["rows_in"], acc["complete"], acc["partial"], acc["without_features"]) == (
-        0,
-        0,
-        0,
-        0,
-    )
-    assert (acc["rows_out"], acc["dropped"], acc["kept_with_nulls"]) == (0, 0, 0)
+    counts = ["rows_in", "complete", "partial", "without_features", "rows_out", "dropped"]
+    assert [ts.accounting[c] for c in [*counts, "kept_with_nulls"]] == [0] * 7
 
 
 def test_every_row_dropped_gives_an_empty_typed_table(lake: Lake) -> None:
