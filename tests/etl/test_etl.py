@@ -244,6 +244,36 @@ def test_features_never_look_ahead() -> None:
     assert row["temperature_max_1h"] == pc.max(window["temperature"]).as_py()
 
 
+def test_a_window_is_as_long_as_declared_whatever_its_name() -> None:
+    """A window named ``last3h`` declared as 3 h (and ``1h`` as 2 h) rolls over 3 h and
+    2 h of buckets: the length, not the name, sizes it."""
+    from mlops_kit.data.spec import default_spec
+    from mlops_kit.etl.layout import layout_for
+
+    spec = default_spec()
+    windows = {"1h": "2h", "last3h": "3h"}
+    agg = spec.aggregations.model_copy(update={"windows": windows})
+    layout = layout_for(spec.model_copy(update={"aggregations": agg}))
+    readings = small_readings(days=1, n_devices=2)
+    features = aggregate(readings, layout)
+    rows = features.filter(pc.equal(features["device_id"], "dev-0000")).to_pylist()
+    for row in rows[3:8]:
+        end = row["event_timestamp"]
+        for name, hours in (("1h", 2), ("last3h", 3)):
+            mask = pc.and_(
+                pc.equal(readings["device_id"], "dev-0000"),
+                pc.and_(
+                    pc.greater_equal(
+                        readings["ts"], pa.scalar(end - timedelta(hours=hours), readings["ts"].type)
+                    ),
+                    pc.less(readings["ts"], pa.scalar(end, readings["ts"].type)),
+                ),
+            )
+            window = readings.filter(mask)
+            assert row[f"readings_{name}"] == window.num_rows, (name, end)
+            assert row[f"temperature_max_{name}"] == pc.max(window["temperature"]).as_py()
+
+
 def test_rules_load_from_yaml_and_reject_unknown_keys() -> None:
     text = """
 rules:

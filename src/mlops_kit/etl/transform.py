@@ -7,7 +7,7 @@ the windows and the statistics of each column.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -116,12 +116,14 @@ def aggregate(
     for w, length in layout.windows.items():
         direct = length == layout.grain
 
-        def roll(name: str, how: str = "sum", w: str = w, direct: bool = direct) -> pl.Expr:
+        def roll(
+            name: str, how: str = "sum", length: timedelta = length, direct: bool = direct
+        ) -> pl.Expr:
             col = pl.col(name)
             if direct:
                 return col
             fn = {"sum": col.rolling_sum_by, "max": col.rolling_max_by, "min": col.rolling_min_by}
-            return fn[how]("__b", w).over(key)
+            return fn[how]("__b", length).over(key)  # the declared length, not the name
 
         exprs.append(roll("__n").alias(f"{spec.aggregations.row_count}_{w}"))
         for c in columns:
