@@ -266,7 +266,7 @@ def test_margin_and_latency_hold_exactly_at_their_bound() -> None:
     )
     assert (edge.passed, edge.value) == (True, 0.25)
     (lat,) = decide(policy(), evidence(candidate={**GOOD, "latency_p99_ms": 1.0}), ["latency"])
-    assert lat.passed
+    assert lat.passed and lat.detail.startswith("p99 1.0000 ms <= 1.0 ms (p50 0.0100 ms, ")
     nan = evidence(champion_version="1", champion={**GOOD, "roc_auc": math.nan})
     assert not decide(policy(), nan, ["champion_margin"])[0].passed
     with pytest.raises(ValueError, match=r"use dataset, thresholds, champion_margin, onnx_parity"):
@@ -301,3 +301,66 @@ def test_the_dataset_gate_compares_name_and_version() -> None:
     unknown = dataset_check({"name": "none", "version": "none"}, want)
     assert unknown.passed and unknown.value == "not recorded"
     assert dataset_check(None, want).passed
+
+
+def test_the_dataset_gate_in_full_and_where_decide_applies_it() -> None:
+    from mlops_kit.registry.gates import dataset_check
+
+    want = {"name": "machine_telemetry", "version": 2}
+    assert dataset_check(None, want) == Check(
+        "dataset", True, "not recorded", "machine_telemetry v2", "no dataset lineage recorded"
+    )
+    assert dataset_check({"name": "machine_telemetry", "version": 2}, want) == Check(
+        "dataset",
+        True,
+        "machine_telemetry v2",
+        "machine_telemetry v2",
+        "trained on machine_telemetry v2, the settings select machine_telemetry v2",
+    )
+    assert dataset_check({"name": "iot_readings", "version": 2}, want) == Check(
+        "dataset",
+        False,
+        "iot_readings v2",
+        "machine_telemetry v2",
+        "trained on iot_readings v2 but the settings select machine_telemetry v2: retrain on "
+        "machine_telemetry v2 data, or select the dataset the model was trained on",
+    )
+    trained = {"name": "iot_readings", "version": 1}
+    refused = decide(policy(), evidence(dataset=trained, expected_dataset=want))
+    assert refused[0] == dataset_check(trained, want) and not refused[0].passed
+    assert names(refused) == {**names(decide(policy(), evidence())), "dataset": False}
+    # not judged without an expected dataset, nor when the gate is left out
+    assert "dataset" not in names(decide(policy(), evidence(dataset=trained)))
+    others = [g for g in GATES if g != "dataset"]
+    left_out = decide(policy(), evidence(dataset=trained, expected_dataset=want), others)
+    assert "dataset" not in names(left_out)
+
+
+def test_champion_unchanged_in_full() -> None:
+    assert champion_unchanged("3", "3") == Check(
+        "champion_unchanged", True, "3", "3", "champion still 3"
+    )
+    assert champion_unchanged(None, None) == Check(
+        "champion_unchanged", True, "none", "none", "champion still none"
+    )
+    assert champion_unchanged(None, "3") == Check(
+        "champion_unchanged",
+        False,
+        "none",
+        "3",
+        "the champion moved from 3 to None during the evaluation (another promotion won): "
+        "evaluate again",
+    )
+    assert champion_unchanged("4", None).limit == "none"
+
+
+def test_figures_print_as_the_checks_state_them() -> None:
+    from mlops_kit.registry.gates import fmt
+
+    assert [fmt(0.5), fmt(3), fmt("v2"), fmt(None)] == ["0.5000", "3", "v2", "None"]
+    # a candidate timed for its p99 only states its p50 as not measured
+    only_p99 = {k: v for k, v in GOOD.items() if k != "latency_p50_ms"}
+    (latency,) = [
+        c for c in decide(policy(), evidence(candidate=only_p99)) if c.name == "latency_p99"
+    ]
+    assert latency.passed and "(p50 nan ms, " in latency.detail
