@@ -526,19 +526,21 @@ def test_evaluate_onnx_with_another_threshold_and_label(graph: bytes) -> None:
         ev.evaluate_onnx(graph, _preprocessor(), table.append_column("label", pa.array([2] * 8)))
 
 
-def test_evaluate_onnx_times_single_rows_when_asked(
-    graph: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def spied_sessions(monkeypatch: pytest.MonkeyPatch) -> list[Counting]:
+    """Every ONNX Runtime session made from now on, recording its calls."""
     from mlops_kit.model import predictor
 
     sessions: list[Counting] = []
     real = predictor.onnx_session
-
-    def spy(model: Any) -> Counting:
-        sessions.append(Counting(real(model)))
-        return sessions[-1]
-
+    spy = lambda model: sessions.append(Counting(real(model))) or sessions[-1]  # noqa: E731
     monkeypatch.setattr(predictor, "onnx_session", spy)
+    return sessions
+
+
+def test_evaluate_onnx_times_single_rows_when_asked(
+    graph: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = spied_sessions(monkeypatch)
     clock = Clock()
     monkeypatch.setattr(ev.time, "perf_counter_ns", clock)
     result = ev.evaluate_onnx(

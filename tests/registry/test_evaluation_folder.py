@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,27 +14,13 @@ from mlops_kit.registry.errors import MissingArtifactError
 from mlops_kit.registry.policy import EvaluationSpec
 
 from . import test_evaluation as base
-from .test_evaluation import UNTIMED, Counting, _expected, _table
+from .test_evaluation import UNTIMED, _expected, _table, spied_sessions
 
 graph, folder = base.graph, base.folder  # the fixtures: a logistic graph and its folder
 
 
-def _spied_sessions(monkeypatch: pytest.MonkeyPatch) -> list[Counting]:
-    from mlops_kit.model import predictor
-
-    sessions: list[Counting] = []
-    real = predictor.onnx_session
-
-    def spy(model: Any) -> Counting:
-        sessions.append(Counting(real(model)))
-        return sessions[-1]
-
-    monkeypatch.setattr(predictor, "onnx_session", spy)
-    return sessions
-
-
 def test_evaluate_folder_warms_up_as_asked(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sessions = _spied_sessions(monkeypatch)
+    sessions = spied_sessions(monkeypatch)
     spec = EvaluationSpec(label_column="failed")
     ev.evaluate_folder(str(folder), _table("failed"), spec, latency_calls=2, latency_warmup=4)
     ev.evaluate_folder(str(folder), _table("failed"), spec, latency_calls=2)
@@ -53,7 +38,7 @@ def test_the_pipeline_step_warms_up_as_the_policy_says(
     table = tmp_path / "evaluation.parquet"
     pq.write_table(_table("failed"), table)
     policy = {"latency": {"max_p99_ms": 1e6, "calls": 10, "warmup": 5}}
-    sessions = _spied_sessions(monkeypatch)
+    sessions = spied_sessions(monkeypatch)
     metrics, scores = _Artifact(tmp_path / "m"), _Artifact(tmp_path / "s")
     passed = tmp_path / "out" / "passed"
     evaluate_model_step(
