@@ -20,7 +20,7 @@ from mlops_kit.etl import lake, run
 from mlops_kit.etl import zones as z
 from mlops_kit.etl.extract import QUARANTINE_SCHEMA, ReadOptions
 from mlops_kit.etl.run import run_etl
-from mlops_kit.etl.warehouse import DuckDBWarehouse
+from mlops_kit.etl.warehouse import DuckDBWarehouse, PostgresWarehouse
 
 from .conftest import NOW
 from .test_accounting import GOOD, land_mixed, put, rec
@@ -155,6 +155,11 @@ def test_warehouse_password_from_secrets_manager(home: Path, moto_endpoint: str)
         s.warehouse.secret_arn = arn
         assert z._warehouse_password(s) == password, secret
     assert isinstance(z.warehouse_of(s), DuckDBWarehouse)
+    s.warehouse.url = "postgresql+psycopg://etl@db:5432/lake"
+    s.warehouse.secret_arn = sm.describe_secret(SecretId=f"wh-0-{home.name}")["ARN"]
+    pg = z.warehouse_of(s)
+    assert isinstance(pg, PostgresWarehouse)
+    assert (pg.dsn, pg.password) == ("postgresql://etl@db:5432/lake", "pw-1")
 
 
 def test_read_options_per_released_object(settings: Settings) -> None:
@@ -251,6 +256,25 @@ def test_quarantine_rows_read_a_released_object_in_its_encoding(settings: Settin
     lake.write_release(z.layout_of(settings), {"uri": uri, "after_seq": 0, "encoding": "latin-1"})
     out = z.quarantine_rows(settings, _rejected(_source=[uri], _record=[0]))
     assert out["record"].to_pylist() == [line]
+
+
+def test_quarantine_rows_read_in_the_parse_encoding_else_give_the_values(
+    settings: Settings,
+) -> None:
+    """An object not released is read in ``parse.encoding``; a row whose text cannot be
+    read back (no source) gives its values as JSON, a timestamp as its text."""
+    settings.parse.encoding = "latin-1"
+    line = rec("dev-0000", temperature=999.0).replace('"failure"', '"note": "caf\u00e9", "failure"')
+    uri = storage.join(settings.storage.raw_uri or "", "source=f", "date=2026-01-01", "l.jsonl")
+    storage.write_bytes(uri, (line + "\n").encode("latin-1"))
+    ts = pa.array([at(2026, 1, 1, 0, 15), at(2026, 1, 2)], TS)
+    out = z.quarantine_rows(settings, _rejected(_source=[uri, None], _record=[0, 3], ts=ts))
+    assert out["record"].to_pylist() == [
+        line,
+        json.dumps(
+            {"device_id": "dev-0001", "temperature": 1.0, "ts": "2026-01-02 00:00:00+00:00"}
+        ),
+    ]
 
 
 def _spec(tmp_path: Path, name: str, old: str, new: str) -> str:
