@@ -44,7 +44,11 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         # the run's steps and the zones driven directly on a tiny lake; whole ETL runs
         # (test_etl, test_hostile) take seconds a mutant and check the same accounting
         ["src/mlops_kit/etl/run.py", "src/mlops_kit/etl/zones.py"],
-        ["tests/etl/test_accounting.py", "tests/etl/test_zones.py"],
+        [
+            "tests/etl/test_accounting.py",
+            "tests/etl/test_accounting_more.py",
+            "tests/etl/test_zones.py",
+        ],
     ),
     "commit": (
         # the protocol driven directly, a stop at each step; test_crash_and_backends kills
